@@ -1,0 +1,161 @@
+//! Durations as people write them in Dockerfiles and manifests: `15`, `15s`,
+//! `500ms`, `1m30s`, `1.5s`, `2h`, `0`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What a duration looks like, for error messages.
+pub const EXPECTED: &str = "expected e.g. 5s, 500ms, 1m30s";
+
+const UNITS: &[(&str, u128)] = &[
+    // Longest first, so that `ms` is not read as `m` followed by `s`.
+    ("ms", 1_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+];
+
+/// Parses a duration. A bare number is seconds; otherwise one or more
+/// `<number><unit>` parts with units `h`, `m`, `s`, `ms`, added up.
+pub fn parse(text: &str) -> Option<Duration> {
+    if text.is_empty() {
+        return None;
+    }
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return to_duration(number_times(text, 1_000_000_000)?);
+    }
+    let mut rest = text;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits);
+        let &(unit, nanos) = UNITS.iter().find(|(unit, _)| after.starts_with(unit))?;
+        total = total.checked_add(number_times(number, nanos)?)?;
+        rest = &after[unit.len()..];
+    }
+    to_duration(total)
+}
+
+/// `number × nanos` for a decimal `number` such as `2` or `1.25`; fractions
+/// below a nanosecond are dropped.
+fn number_times(number: &str, nanos: u128) -> Option<u128> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only(whole) || !digits_only(fraction) || fraction.len() > 9 {
+        return None;
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
+    whole
+        .checked_mul(nanos)?
+        .checked_add(fraction * nanos / scale)
+}
+
+fn to_duration(nanos: u128) -> Option<Duration> {
+    let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
+    Some(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// Shows a duration the way it is written: `1m30s`, `5s`, `500ms`, `1.25s`.
+pub struct Human(pub Duration);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            let (h, m, s) = (d.as_secs() / 3600, d.as_secs() / 60 % 60, d.as_secs() % 60);
+            let mut wrote = false;
+            for (value, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+                if value > 0 {
+                    write!(f, "{value}{unit}")?;
+                    wrote = true;
+                }
+            }
+            if !wrote {
+                write!(f, "0s")?;
+            }
+            Ok(())
+        } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+            write!(f, "{}ms", d.subsec_millis())
+        } else {
+            let text = format!("{:.3}", d.as_secs_f64());
+            write!(f, "{}s", text.trim_end_matches('0').trim_end_matches('.'))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(Duration::from_millis(n))
+    }
+
+    #[test]
+    fn accepts_the_documented_forms() {
+        assert_eq!(parse("15"), ms(15_000));
+        assert_eq!(parse("15s"), ms(15_000));
+        assert_eq!(parse("500ms"), ms(500));
+        assert_eq!(parse("1m30s"), ms(90_000));
+        assert_eq!(parse("0"), ms(0));
+        assert_eq!(parse("0s"), ms(0));
+        assert_eq!(parse("2h"), ms(7_200_000));
+        assert_eq!(parse("1.5s"), ms(1_500));
+        assert_eq!(parse("2.5"), ms(2_500));
+        assert_eq!(parse(".5s"), ms(500));
+        assert_eq!(parse("1h1m1s1ms"), ms(3_661_001));
+        assert_eq!(parse("0.000000001s"), Some(Duration::from_nanos(1)));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_duration() {
+        for text in [
+            "",
+            "5 seconds",
+            "s",
+            "5x",
+            "-5s",
+            "+5s",
+            " 5s",
+            "5s ",
+            "1.2.3s",
+            ".",
+            ".s",
+            "5S",
+            "1e3",
+            "5sec",
+            "1m30",
+            "0.0000000001s",
+            "99999999999999999999999999999999999999999h",
+            "18446744073709551616",
+        ] {
+            assert_eq!(parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn shows_durations_as_written() {
+        let show = |text| Human(parse(text).unwrap()).to_string();
+        assert_eq!(show("0"), "0s");
+        assert_eq!(show("90"), "1m30s");
+        assert_eq!(show("2h"), "2h");
+        assert_eq!(show("500ms"), "500ms");
+        assert_eq!(show("1.25s"), "1.25s");
+        assert_eq!(show("61.5s"), "61.5s");
+    }
+}

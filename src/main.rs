@@ -1,0 +1,27 @@
+//! `drainit [OPTIONS] [--] COMMAND [ARGS]...`: see the README.
+
+use std::process::exit;
+
+use drainit::config::{Config, ConfigError};
+use drainit::{exit_code, logger, runtime, sys};
+
+fn main() {
+    // First of all: a SIGTERM that came before this would be lost or fatal.
+    let signals = match sys::block_signals() {
+        Ok(signals) => signals,
+        Err(error) => {
+            logger::say(format_args!("cannot block signals: {error}"));
+            exit(exit_code::FAILURE);
+        }
+    };
+    let config = match Config::from_process() {
+        Ok(config) => config,
+        Err(ConfigError::Usage(error)) => error.exit(),
+        Err(ConfigError::Invalid(message)) => {
+            logger::say(format_args!("{message}"));
+            exit(exit_code::USAGE);
+        }
+    };
+    logger::init(config.log_level);
+    exit(runtime::run(&config, &signals));
+}

@@ -1,0 +1,199 @@
+//! Every system call drainit makes, and the only `unsafe` code in the crate.
+//!
+//! Each function is one thin wrapper: it decides nothing, and reports errors
+//! as `io::Error` for the caller to judge.
+
+use std::ffi::OsString;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::ptr;
+use std::time::Duration;
+
+use crate::signal::Signal;
+use crate::timeline::ChildStatus;
+
+/// The signals drainit handles itself: blocked, and taken with [`wait_for_signal`].
+pub struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    /// Every catchable signal except the faults (a crash must stay a crash)
+    /// and SIGPIPE (Rust ignores it, so that a closed stderr gives drainit an
+    /// error, not a signal it would forward to the app).
+    fn handled() -> io::Result<SignalSet> {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set it is given.
+        check(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
+        // SAFETY: the set was initialised just above.
+        let mut set = unsafe { set.assume_init() };
+        let not_handled = |s: Signal| {
+            s == Signal::KILL
+                || s == Signal::STOP
+                || s == Signal::PIPE
+                || Signal::FAULTS.contains(&s)
+        };
+        // Signals 32 and 33 belong to glibc (thread cancellation, setxid): skip them.
+        let glibc_reserved = |s: Signal| (32..libc::SIGRTMIN()).contains(&s.as_raw());
+        for signal in Signal::all().filter(|&s| !not_handled(s) && !glibc_reserved(s)) {
+            // SAFETY: set is initialised and the number is a valid signal.
+            check(unsafe { libc::sigaddset(&mut set, signal.as_raw()) })?;
+        }
+        Ok(SignalSet(set))
+    }
+}
+
+/// Blocks every signal drainit handles, so that they queue up for
+/// [`wait_for_signal`] instead of running a default action. Call it first:
+/// a signal that arrives before would kill drainit (or be lost, as PID 1).
+pub fn block_signals() -> io::Result<SignalSet> {
+    let set = SignalSet::handled()?;
+    // SAFETY: set is a valid sigset; the old mask is not wanted.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(set)
+}
+
+/// Waits until one of `set` is pending or `timeout` has passed (forever if
+/// `None`), and takes it. `None` means no signal came: the timeout passed or
+/// the wait was interrupted.
+pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
+    // sigtimedwait takes nanoseconds, so the deadline is met exactly rather
+    // than rounded to milliseconds as poll(2) would.
+    let timespec = timeout.map(|d| libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    });
+    let timeout_ptr = timespec.as_ref().map_or(ptr::null(), |t| t as *const _);
+    // SAFETY: set is a valid sigset, the info pointer may be null, and
+    // timeout_ptr is null or points to `timespec`, which outlives the call.
+    let rc = unsafe { libc::sigtimedwait(&set.0, ptr::null_mut(), timeout_ptr) };
+    if rc > 0 {
+        return Ok(Signal::from_raw(rc));
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => Err(error),
+    }
+}
+
+/// Starts `command` (program and arguments) as a child in a new process group
+/// of its own, with the signal mask and dispositions a fresh process expects.
+/// Returns its pid, which is also its process group id.
+pub fn spawn(command: &[OsString]) -> io::Result<i32> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
+    let mut command = Command::new(program);
+    command.args(args).process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // sigaction and sigprocmask, which are async-signal-safe; it allocates nothing.
+    unsafe { command.pre_exec(reset_signals) };
+    let child = command.spawn()?;
+    i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))
+}
+
+/// In the child before exec: every disposition back to default (drainit's
+/// parent may have ignored some, and Rust ignores SIGPIPE), then an empty mask
+/// (the child inherited drainit's blocked set). Dispositions first, so that a
+/// signal pending now is delivered with its default action.
+fn reset_signals() -> io::Result<()> {
+    let max = libc::SIGRTMAX();
+    for number in 1..=max {
+        // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask and no
+        // flags; sigaction is async-signal-safe. KILL, STOP and glibc's
+        // reserved signals fail with EINVAL, which is expected.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(number, &action, ptr::null_mut());
+        }
+    }
+    let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set; sigprocmask reads it. Both are
+    // async-signal-safe.
+    unsafe {
+        check(libc::sigemptyset(empty.as_mut_ptr()))?;
+        check(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            empty.as_ptr(),
+            ptr::null_mut(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Reaps one child that has exited, any child. `None` when none is waiting
+/// (or there is no child left).
+pub fn reap_one() -> io::Result<Option<(i32, ChildStatus)>> {
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid place for waitpid to write to.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            return Ok(Some((pid, decode(status))));
+        }
+        if pid == 0 {
+            return Ok(None);
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::ECHILD) => return Ok(None),
+            Some(libc::EINTR) => continue,
+            _ => return Err(error),
+        }
+    }
+}
+
+fn decode(status: i32) -> ChildStatus {
+    if libc::WIFSIGNALED(status) {
+        if let Some(signal) = Signal::from_raw(libc::WTERMSIG(status)) {
+            return ChildStatus::Killed(signal);
+        }
+    }
+    ChildStatus::Exited(libc::WEXITSTATUS(status))
+}
+
+/// Sends `signal` to every process of group `pgid`. A group that is already
+/// gone (ESRCH) is not an error.
+pub fn signal_group(pgid: i32, signal: Signal) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    gone_is_fine(unsafe { libc::kill(-pgid, signal.as_raw()) })
+}
+
+/// SIGKILLs every process drainit may signal, except itself. Only for PID 1,
+/// where that means every other process of the container.
+pub fn kill_every_process() -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    gone_is_fine(unsafe { libc::kill(-1, libc::SIGKILL) })
+}
+
+/// Makes orphans of drainit's descendants its children, so that it reaps them
+/// when it is not PID 1.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })
+}
+
+/// Whether drainit is the init of its PID namespace.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+fn check(rc: i32) -> io::Result<()> {
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn gone_is_fine(rc: i32) -> io::Result<()> {
+    match check(rc) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other,
+    }
+}
