@@ -1,0 +1,150 @@
+//! Bad input is refused before the app starts: exit 2 and a message naming
+//! the option or variable, the value and what was expected.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::*;
+
+/// Runs drainit with `args` then a command that would leave a marker file,
+/// and checks exit 2, the message, and that the app never ran.
+fn refused(args: &[&str], env: &[(&str, &str)], message: &str) {
+    let scratch = Scratch::new();
+    let marker = scratch.path("app-ran");
+    let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    let command = ["--", "touch", marker.to_str().unwrap()];
+    all.extend(command.iter().map(OsStr::new));
+    let (code, stderr) = run_plain(&all, env);
+    assert_eq!(code, 2, "{args:?} {env:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "{args:?} {env:?}: expected {message:?} in:\n{stderr}"
+    );
+    assert!(!marker.exists(), "{args:?} {env:?}: the app ran");
+}
+
+#[test]
+fn an_env_var_that_is_not_a_duration() {
+    refused(
+        &[],
+        &[("DRAINIT_DRAIN", "5 seconds")],
+        "drainit: DRAINIT_DRAIN=\"5 seconds\" is not a duration (expected e.g. 5s, 500ms, 1m30s)",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_GRACE", "")],
+        "DRAINIT_GRACE=\"\" is not a duration",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_KILL_MARGIN", "-1s")],
+        "DRAINIT_KILL_MARGIN=\"-1s\" is not a duration",
+    );
+}
+
+#[test]
+fn a_flag_that_is_not_a_duration() {
+    refused(
+        &["--grace", "abc"],
+        &[],
+        "--grace=\"abc\" is not a duration",
+    );
+    refused(&["--drain=1m30"], &[], "--drain=\"1m30\" is not a duration");
+}
+
+#[test]
+fn an_unknown_signal() {
+    refused(
+        &[],
+        &[("DRAINIT_STOP_SIGNAL", "FOO")],
+        "DRAINIT_STOP_SIGNAL=\"FOO\" is not a signal",
+    );
+    refused(
+        &["--stop-signal", "99"],
+        &[],
+        "--stop-signal=\"99\" is not a signal",
+    );
+}
+
+#[test]
+fn an_unknown_log_level() {
+    refused(
+        &[],
+        &[("DRAINIT_LOG", "loud")],
+        "DRAINIT_LOG=\"loud\" is not a log level",
+    );
+}
+
+#[test]
+fn a_drain_that_leaves_no_time_before_the_kill() {
+    refused(
+        &[],
+        &[("DRAINIT_DRAIN", "30s")],
+        "the drain (DRAINIT_DRAIN=30s) leaves no time before the SIGKILL at +28s",
+    );
+    refused(
+        &["--grace", "10s", "--kill-margin", "2s", "--drain", "8s"],
+        &[],
+        "the drain (--drain=8s) leaves no time before the SIGKILL at +8s",
+    );
+    refused(
+        &[],
+        &[
+            ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+            ("DRAINIT_GRACE", "6s"),
+        ],
+        "the drain (default 5s under Kubernetes) leaves no time",
+    );
+    refused(
+        &["--kill-margin", "30s"],
+        &[],
+        "the kill margin (--kill-margin=30s) must be shorter",
+    );
+}
+
+#[test]
+fn a_misspelt_variable() {
+    refused(
+        &[],
+        &[("DRAINIT_DRIAN", "10s")],
+        "DRAINIT_DRIAN is not a drainit variable",
+    );
+}
+
+#[test]
+fn a_wrong_flag_or_no_command() {
+    refused(&["--bogus"], &[], "unexpected argument '--bogus'");
+    let (code, stderr) = run_plain(&[], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("required arguments were not provided"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_plain(&[OsStr::new("--drain"), OsStr::new("1s")], &[]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn help_and_version_show_every_option_with_its_variable() {
+    let (code, _) = run_plain(&[OsStr::new("--version")], &[]);
+    assert_eq!(code, 0);
+    let output = std::process::Command::new(DRAINIT)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (flag, var) in [
+        ("--drain", "DRAINIT_DRAIN"),
+        ("--grace", "DRAINIT_GRACE"),
+        ("--kill-margin", "DRAINIT_KILL_MARGIN"),
+        ("--stop-signal", "DRAINIT_STOP_SIGNAL"),
+        ("--log", "DRAINIT_LOG"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(var),
+            "{flag} / {var} missing from:\n{help}"
+        );
+    }
+}
