@@ -25,7 +25,7 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
     }
     let app = match sys::spawn(&config.command) {
         Ok(pid) => pid,
-        Err(error) => return refuse_to_start(&config.command[0], &error),
+        Err(error) => return refuse_to_start(&config.command, &error),
     };
     debug!(
         "started {:?} as pid {app}, in its own process group",
@@ -101,7 +101,11 @@ fn reap(app: i32) -> io::Result<Option<ChildStatus>> {
 }
 
 /// The exit code and message when the command cannot be started.
-fn refuse_to_start(program: &std::ffi::OsStr, error: &io::Error) -> i32 {
+fn refuse_to_start(command: &[std::ffi::OsString], error: &io::Error) -> i32 {
+    let program = command
+        .first()
+        .map(|p| p.to_string_lossy())
+        .unwrap_or_default();
     logger::say(format_args!("cannot run {program:?}: {error}"));
     match error.raw_os_error() {
         Some(libc::ENOENT) => exit_code::NOT_FOUND,
