@@ -2,36 +2,39 @@
 //!
 //! Two steps, as in ripgrep: clap reads raw strings (each flag also reads its
 //! environment variable), then this module parses and checks them, knowing
-//! where each value came from so that an error names exactly what the user
-//! wrote, and nothing starts on bad input.
+//! where each value came from, so that an error names exactly what the user
+//! wrote and `--check` can say why each value is what it is. Nothing starts
+//! on bad input.
 
 use std::ffi::OsString;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, Parser};
+use clap::{ArgAction, ArgMatches, CommandFactory, Parser};
 use log::LevelFilter;
 
 use crate::duration::{self, Human};
-use crate::signal::Signal;
+use crate::signal::{Rewrite, Signal};
 use crate::timeline::Plan;
 
 /// Kubernetes' default terminationGracePeriodSeconds.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_KILL_MARGIN: Duration = Duration::from_secs(2);
+const DEFAULT_CLEANUP: Duration = Duration::from_secs(2);
 /// The drain under Kubernetes: endpoint removal usually reaches kube-proxy,
 /// ingress controllers and load balancers within a few seconds.
 const KUBERNETES_DRAIN: Duration = Duration::from_secs(5);
 /// Set in every Kubernetes container.
 const KUBERNETES_ENV: &str = "KUBERNETES_SERVICE_HOST";
 
-/// The command line. Values stay strings here; [`Config::parse`] checks them.
+/// The command line. Values stay strings here; [`Config::parse`] checks them,
+/// so that errors name the flag or the variable the value came from.
 #[derive(Parser, Debug)]
 #[command(
     name = "drainit",
-    override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...",
     version,
+    override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...\n       drainit --check [OPTIONS] [--] [COMMAND [ARGS]...]",
     about = "A container init that drains before it stops the app.",
     long_about = "A container init (PID 1) that runs COMMAND in its own process group, reaps \
                   zombies and forwards signals. On SIGTERM it lets the app keep serving for the \
@@ -56,21 +59,68 @@ struct Cli {
     #[arg(long, env = "DRAINIT_KILL_MARGIN", value_name = "DUR")]
     kill_margin: Option<String>,
 
-    /// Signal the app's group gets when the drain ends (QUIT for nginx, INT for postgres)
+    /// Signal the app gets when the drain ends (QUIT for nginx, INT for postgres)
     /// [default: TERM]
     #[arg(long, env = "DRAINIT_STOP_SIGNAL", value_name = "SIG")]
     stop_signal: Option<String>,
+
+    /// After the app exits, how long processes it left get to stop before SIGKILL
+    /// [default: 2s, and never past the SIGKILL deadline]
+    #[arg(long, env = "DRAINIT_CLEANUP", value_name = "DUR")]
+    cleanup: Option<String>,
+
+    /// Forward signal FROM as TO (TO 0: do not forward FROM); repeatable, or a
+    /// comma-separated list in the variable
+    #[arg(long, env = "DRAINIT_REWRITE", value_name = "FROM:TO", value_delimiter = ',', action = ArgAction::Append)]
+    rewrite: Vec<String>,
+
+    /// Forward signals to the app's main process only, not its process group
+    #[arg(long, env = "DRAINIT_NO_GROUP", action = ArgAction::SetTrue)]
+    no_group: String,
+
+    /// Exit code of the app that counts as success: drainit exits 0 instead
+    /// (e.g. 143 after SIGTERM); repeatable, or a comma-separated list
+    #[arg(long, env = "DRAINIT_SUCCESS_EXIT", value_name = "CODE", value_delimiter = ',', action = ArgAction::Append)]
+    success_exit: Vec<String>,
+
+    /// Signal the app gets if drainit dies (useful when drainit is not PID 1)
+    #[arg(long, env = "DRAINIT_PDEATHSIG", value_name = "SIG")]
+    pdeathsig: Option<String>,
+
+    /// Become a child subreaper even as PID 1 (default: only when not PID 1)
+    #[arg(long, env = "DRAINIT_SUBREAPER", action = ArgAction::SetTrue)]
+    subreaper: String,
+
+    /// Never become a child subreaper (same as DRAINIT_SUBREAPER=0)
+    #[arg(long, action = ArgAction::SetTrue)]
+    no_subreaper: bool,
 
     /// Log level: off, error, warn, info, debug, trace [default: info]
     #[arg(long, env = "DRAINIT_LOG", value_name = "LEVEL")]
     log: Option<String>,
 
+    /// More log lines (-v debug, -vv trace)
+    #[arg(short, action = ArgAction::Count)]
+    verbose: u8,
+
+    /// Fewer log lines (-q warnings and errors only, -qq errors only)
+    #[arg(short, action = ArgAction::Count)]
+    quiet: u8,
+
+    /// Print the configuration and the planned timeline, and exit without running anything
+    #[arg(long)]
+    check: bool,
+
     /// The app to run, with its arguments
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "check",
+        trailing_var_arg = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<OsString>,
 }
 
-/// Where a setting's value came from: shown by error messages.
+/// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Default,
@@ -80,6 +130,17 @@ pub enum Source {
     Env(String),
     /// A command-line flag such as `--drain`.
     Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::Kubernetes => write!(f, "default under Kubernetes: {KUBERNETES_ENV} is set"),
+            Source::Env(name) => write!(f, "from {name}"),
+            Source::Flag(name) => write!(f, "from {name}"),
+        }
+    }
 }
 
 /// A value and where it came from.
@@ -101,6 +162,15 @@ impl Setting<Duration> {
     }
 }
 
+/// When drainit makes itself a child subreaper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subreaper {
+    /// When it is not PID 1: the only case where orphans would escape it.
+    Auto,
+    Always,
+    Never,
+}
+
 /// Everything drainit needs to run, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -108,8 +178,17 @@ pub struct Config {
     pub grace: Setting<Duration>,
     pub kill_margin: Setting<Duration>,
     pub stop_signal: Setting<Signal>,
-    pub log_level: LevelFilter,
-    /// The program and its arguments, byte for byte as given.
+    pub cleanup: Setting<Duration>,
+    pub rewrites: Setting<Vec<Rewrite>>,
+    /// Forward signals to the main child only (`--no-group`).
+    pub no_group: Setting<bool>,
+    pub success_exits: Setting<Vec<i32>>,
+    pub pdeathsig: Setting<Option<Signal>>,
+    pub subreaper: Setting<Subreaper>,
+    pub log_level: Setting<LevelFilter>,
+    /// Print the configuration and exit (`--check`).
+    pub check: bool,
+    /// The program and its arguments, byte for byte as given (empty only with `--check`).
     pub command: Vec<OsString>,
 }
 
@@ -154,39 +233,31 @@ impl Config {
         let kubernetes = vars
             .iter()
             .any(|(name, value)| name == KUBERNETES_ENV && !value.is_empty());
-        let drain = if kubernetes {
+        let default_drain = if kubernetes {
             (KUBERNETES_DRAIN, Source::Kubernetes)
         } else {
             (Duration::ZERO, Source::Default)
         };
+        let m = &matches;
         let config = Config {
-            drain: setting(&matches, "drain", drain, &DURATION)?,
-            grace: setting(
-                &matches,
-                "grace",
-                (DEFAULT_GRACE, Source::Default),
-                &DURATION,
-            )?,
+            drain: setting(m, "drain", default_drain, parse_duration)?,
+            grace: setting(m, "grace", default(DEFAULT_GRACE), parse_duration)?,
             kill_margin: setting(
-                &matches,
+                m,
                 "kill_margin",
-                (DEFAULT_KILL_MARGIN, Source::Default),
-                &DURATION,
+                default(DEFAULT_KILL_MARGIN),
+                parse_duration,
             )?,
-            stop_signal: setting(
-                &matches,
-                "stop_signal",
-                (Signal::TERM, Source::Default),
-                &SIGNAL,
-            )?,
-            log_level: setting(
-                &matches,
-                "log",
-                (LevelFilter::Info, Source::Default),
-                &LEVEL,
-            )?
-            .value,
-            command: matches
+            stop_signal: setting(m, "stop_signal", default(Signal::TERM), parse_signal)?,
+            cleanup: setting(m, "cleanup", default(DEFAULT_CLEANUP), parse_duration)?,
+            rewrites: list_setting(m, "rewrite", Rewrite::parse)?,
+            no_group: setting(m, "no_group", default(false), parse_bool)?,
+            success_exits: list_setting(m, "success_exit", parse_exit_code)?,
+            pdeathsig: setting(m, "pdeathsig", default(None), |t| parse_signal(t).map(Some))?,
+            subreaper: subreaper(m)?,
+            log_level: log_level(m)?,
+            check: m.get_flag("check"),
+            command: m
                 .get_many::<OsString>("command")
                 .map(|values| values.cloned().collect())
                 .unwrap_or_default(),
@@ -228,61 +299,266 @@ impl Config {
             grace: self.grace.value,
             kill_margin: self.kill_margin.value,
             stop_signal: self.stop_signal.value,
+            cleanup: self.cleanup.value,
+            rewrites: self.rewrites.value.clone(),
+            success_exits: self.success_exits.value.clone(),
             kill_everyone,
         }
     }
+
+    /// What `--check` prints: every setting with its origin, then the timeline
+    /// in plain words.
+    pub fn describe(&self) -> String {
+        let mut out = String::from("drainit configuration:\n");
+        let mut row = |name: &str, value: String, source: &Source| {
+            let _ = writeln!(out, "  {name:<13} {value:<18} ({source})");
+        };
+        row(
+            "drain",
+            Human(self.drain.value).to_string(),
+            &self.drain.source,
+        );
+        row(
+            "grace",
+            Human(self.grace.value).to_string(),
+            &self.grace.source,
+        );
+        row(
+            "kill margin",
+            Human(self.kill_margin.value).to_string(),
+            &self.kill_margin.source,
+        );
+        row(
+            "stop signal",
+            self.stop_signal.value.to_string(),
+            &self.stop_signal.source,
+        );
+        row(
+            "cleanup",
+            Human(self.cleanup.value).to_string(),
+            &self.cleanup.source,
+        );
+        let list = |items: Vec<String>| {
+            if items.is_empty() {
+                "none".to_string()
+            } else {
+                items.join(",")
+            }
+        };
+        row(
+            "rewrite",
+            list(self.rewrites.value.iter().map(|r| r.to_string()).collect()),
+            &self.rewrites.source,
+        );
+        let target = if self.no_group.value {
+            "main process only"
+        } else {
+            "process group"
+        };
+        row("forward to", target.to_string(), &self.no_group.source);
+        row(
+            "success exit",
+            list(
+                self.success_exits
+                    .value
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+            ),
+            &self.success_exits.source,
+        );
+        let pdeathsig = self
+            .pdeathsig
+            .value
+            .map_or("none".to_string(), |s| s.to_string());
+        row("pdeathsig", pdeathsig, &self.pdeathsig.source);
+        let subreaper = match self.subreaper.value {
+            Subreaper::Auto => "when not PID 1",
+            Subreaper::Always => "always",
+            Subreaper::Never => "never",
+        };
+        row("subreaper", subreaper.to_string(), &self.subreaper.source);
+        row(
+            "log",
+            self.log_level.value.to_string().to_lowercase(),
+            &self.log_level.source,
+        );
+        let command = if self.command.is_empty() {
+            "none given".to_string()
+        } else {
+            self.command
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(out, "  {:<13} {command}", "command");
+        let (drain, stop) = (Human(self.drain.value), self.stop_signal.value);
+        let kill_after = Human(self.grace.value.saturating_sub(self.kill_margin.value));
+        let whom = if self.no_group.value {
+            "main process"
+        } else {
+            "process group"
+        };
+        let _ = write!(out, "On SIGTERM: ");
+        if self.drain.value.is_zero() {
+            let _ = write!(out, "the app's {whom} gets {stop} at once (no drain)");
+        } else {
+            let _ = write!(
+                out,
+                "the app keeps serving for {drain}, then its {whom} gets {stop} at +{drain}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "; whatever is still running gets SIGKILL at +{kill_after}, {} before the platform's \
+             deadline at +{}.",
+            Human(self.kill_margin.value),
+            Human(self.grace.value)
+        );
+        let _ = writeln!(
+            out,
+            "When the app exits: processes it left get {stop}, then SIGKILL after {} at most; \
+             drainit exits with the app's status.",
+            Human(self.cleanup.value)
+        );
+        out
+    }
 }
 
-/// How to read one kind of value, and how to say what a good one looks like.
-struct Kind<T> {
-    parse: fn(&str) -> Option<T>,
-    /// `a duration`: what the value is not, when it does not parse.
-    noun: &'static str,
-    expected: &'static str,
+fn default<T>(value: T) -> (T, Source) {
+    (value, Source::Default)
 }
-
-const DURATION: Kind<Duration> = Kind {
-    parse: duration::parse,
-    noun: "a duration",
-    expected: duration::EXPECTED,
-};
-
-const SIGNAL: Kind<Signal> = Kind {
-    parse: Signal::parse,
-    noun: "a signal",
-    expected: "expected a signal name or number such as TERM, SIGQUIT, INT or 15",
-};
-
-const LEVEL: Kind<LevelFilter> = Kind {
-    parse: |text| text.parse().ok(),
-    noun: "a log level",
-    expected: "expected off, error, warn, info, debug or trace",
-};
 
 /// The value of argument `id`: parsed from the flag or its environment
 /// variable, or `default`. A value that does not parse is refused with a
-/// message naming the flag or variable, the value, and what was expected.
+/// message naming the flag or variable, the value, and what was wrong.
 fn setting<T>(
     matches: &ArgMatches,
     id: &str,
     default: (T, Source),
-    kind: &Kind<T>,
+    parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Setting<T>, ConfigError> {
-    let Some(text) = matches.get_one::<String>(id) else {
+    let (Some(source), Some(text)) = (source_of(matches, id), matches.get_one::<String>(id)) else {
         let (value, source) = default;
         return Ok(Setting { value, source });
     };
-    let source = source_of(matches, id);
-    let name = match &source {
-        Source::Env(name) | Source::Flag(name) => name.clone(),
-        Source::Default | Source::Kubernetes => id.to_string(),
+    let value = parse(text).map_err(|why| invalid(&source, text, &why))?;
+    Ok(Setting { value, source })
+}
+
+/// Like [`setting`], for a repeatable flag or a comma-separated variable.
+fn list_setting<T>(
+    matches: &ArgMatches,
+    id: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Setting<Vec<T>>, ConfigError> {
+    let (Some(source), Some(texts)) = (source_of(matches, id), matches.get_many::<String>(id))
+    else {
+        return Ok(Setting {
+            value: Vec::new(),
+            source: Source::Default,
+        });
     };
-    match (kind.parse)(text) {
-        Some(value) => Ok(Setting { value, source }),
-        None => Err(ConfigError::Invalid(format!(
-            "{name}={text:?} is not {} ({})",
-            kind.noun, kind.expected
-        ))),
+    let value = texts
+        .map(|text| parse(text).map_err(|why| invalid(&source, text, &why)))
+        .collect::<Result<_, _>>()?;
+    Ok(Setting { value, source })
+}
+
+/// `DRAINIT_DRAIN="5 seconds" is not a duration (expected e.g. 5s, 500ms, 1m30s)`.
+fn invalid(source: &Source, text: &str, why: &str) -> ConfigError {
+    let name = match source {
+        Source::Env(name) | Source::Flag(name) => name.as_str(),
+        Source::Default | Source::Kubernetes => "value",
+    };
+    ConfigError::Invalid(format!("{name}={text:?} {why}"))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration::parse(text).ok_or_else(|| format!("is not a duration ({})", duration::EXPECTED))
+}
+
+fn parse_signal(text: &str) -> Result<Signal, String> {
+    Signal::parse(text).ok_or_else(|| {
+        "is not a signal (expected a signal name or number such as TERM, SIGQUIT, INT or 15)"
+            .to_string()
+    })
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(
+            "is not a yes/no value (expected 1, true, yes, on, or 0, false, no, off)".to_string(),
+        ),
+    }
+}
+
+fn parse_exit_code(text: &str) -> Result<i32, String> {
+    text.parse::<u8>()
+        .map(i32::from)
+        .map_err(|_| "is not an exit code (expected a number from 0 to 255)".to_string())
+}
+
+fn parse_level(text: &str) -> Result<LevelFilter, String> {
+    text.parse().map_err(|_| {
+        "is not a log level (expected off, error, warn, info, debug or trace)".to_string()
+    })
+}
+
+/// `--no-subreaper` wins, then `--subreaper` / `DRAINIT_SUBREAPER`, else auto.
+fn subreaper(matches: &ArgMatches) -> Result<Setting<Subreaper>, ConfigError> {
+    if matches.get_flag("no_subreaper") {
+        let source = Source::Flag("--no-subreaper".to_string());
+        return Ok(Setting {
+            value: Subreaper::Never,
+            source,
+        });
+    }
+    let forced = setting(matches, "subreaper", default(None), |t| {
+        parse_bool(t).map(Some)
+    })?;
+    let value = match forced.value {
+        None => Subreaper::Auto,
+        Some(true) => Subreaper::Always,
+        Some(false) => Subreaper::Never,
+    };
+    Ok(Setting {
+        value,
+        source: forced.source,
+    })
+}
+
+/// `--log` / `DRAINIT_LOG`, raised by each `-v` and lowered by each `-q`.
+fn log_level(matches: &ArgMatches) -> Result<Setting<LevelFilter>, ConfigError> {
+    let base = setting(matches, "log", default(LevelFilter::Info), parse_level)?;
+    let (up, down) = (matches.get_count("verbose"), matches.get_count("quiet"));
+    if up == 0 && down == 0 {
+        return Ok(base);
+    }
+    let levels = LevelFilter::iter().collect::<Vec<_>>();
+    let index = levels.iter().position(|&l| l == base.value).unwrap_or(3) as i32;
+    let shifted = (index + i32::from(up) - i32::from(down)).clamp(0, levels.len() as i32 - 1);
+    let flag = if up > down { "-v" } else { "-q" };
+    Ok(Setting {
+        value: levels[shifted as usize],
+        source: Source::Flag(format!("{flag} over {}", base.source)),
+    })
+}
+
+/// The flag (`--drain`) or variable (`DRAINIT_DRAIN`) that gave argument
+/// `id`, or `None` if it was not given.
+fn source_of(matches: &ArgMatches, id: &str) -> Option<Source> {
+    let command = Cli::command();
+    let arg = command.get_arguments().find(|a| a.get_id() == id)?;
+    match matches.value_source(id)? {
+        ValueSource::EnvVariable => {
+            Some(Source::Env(arg.get_env()?.to_string_lossy().into_owned()))
+        }
+        ValueSource::CommandLine => Some(Source::Flag(format!("--{}", arg.get_long()?))),
+        _ => None,
     }
 }
 
@@ -310,23 +586,6 @@ fn refuse_unknown_variables(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
-    }
-}
-
-/// The flag (`--drain`) or variable (`DRAINIT_DRAIN`) that gave argument `id`.
-fn source_of(matches: &ArgMatches, id: &str) -> Source {
-    let command = Cli::command();
-    let arg = command.get_arguments().find(|a| a.get_id() == id);
-    match (matches.value_source(id), arg) {
-        (Some(ValueSource::EnvVariable), Some(arg)) => Source::Env(
-            arg.get_env()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        ),
-        (Some(ValueSource::CommandLine), Some(arg)) => {
-            Source::Flag(format!("--{}", arg.get_long().unwrap_or(id)))
-        }
-        _ => Source::Default,
     }
 }
 
@@ -362,7 +621,7 @@ mod tests {
         assert_eq!(config.grace.value, Duration::from_secs(30));
         assert_eq!(config.kill_margin.value, Duration::from_secs(2));
         assert_eq!(config.stop_signal.value, Signal::TERM);
-        assert_eq!(config.log_level, LevelFilter::Info);
+        assert_eq!(config.log_level.value, LevelFilter::Info);
         assert_eq!(config.command, vec![OsString::from("app")]);
     }
 
@@ -397,7 +656,7 @@ mod tests {
         assert_eq!(config.grace.value, Duration::from_secs(120));
         assert_eq!(config.kill_margin.value, Duration::from_millis(500));
         assert_eq!(config.stop_signal.value, Signal::QUIT);
-        assert_eq!(config.log_level, LevelFilter::Debug);
+        assert_eq!(config.log_level.value, LevelFilter::Debug);
     }
 
     #[test]

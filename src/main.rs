@@ -22,6 +22,11 @@ fn main() {
             exit(exit_code::USAGE);
         }
     };
-    logger::init(config.log_level);
+    if config.check {
+        // Best effort: a closed stdout is no reason to fail a build step.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), config.describe().as_bytes());
+        exit(0);
+    }
+    logger::init(config.log_level.value);
     exit(runtime::run(&config, &signals));
 }

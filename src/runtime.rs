@@ -1,29 +1,78 @@
 //! The loop: start the app, then wait for a signal or the next deadline, turn
 //! what happened into [`Event`]s, and carry out the timeline's [`Action`]s.
-//! It makes no decision of its own.
+//! It makes no decision about the shutdown; it only knows where signals go.
 
+use std::ffi::OsString;
 use std::io;
 use std::time::Instant;
 
 use log::{debug, error, log, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Subreaper};
 use crate::exit_code;
 use crate::logger;
 use crate::signal::Signal;
-use crate::sys::{self, SignalSet};
+use crate::sys::{self, Reaped, SignalSet, Spawn};
 use crate::timeline::{Action, ChildStatus, Event, Timeline};
+
+/// Where signals go: the app's process id (also its process group id), and
+/// whether drainit is PID 1.
+#[derive(Debug, Clone, Copy)]
+struct Targets {
+    app: i32,
+    /// Forward to the app's main process only (`--no-group`).
+    app_only: bool,
+    pid1: bool,
+}
+
+impl Targets {
+    /// `Action::Forward`: the app's group, or its main process only.
+    fn forward(self, signal: Signal) {
+        let (result, whom) = if self.app_only {
+            (sys::signal_process(self.app, signal), "app")
+        } else {
+            (sys::signal_group(self.app, signal), "app's group")
+        };
+        if let Err(e) = result {
+            error!("cannot send {signal} to the {whom} ({}): {e}", self.app);
+        }
+    }
+
+    /// `Action::SignalAll`: the app's group and, as PID 1, every other process.
+    fn signal_all(self, signal: Signal) {
+        if let Err(e) = sys::signal_group(self.app, signal) {
+            error!(
+                "cannot send {signal} to the app's group ({}): {e}",
+                self.app
+            );
+        }
+        if self.pid1 {
+            if let Err(e) = sys::signal_every_process(signal) {
+                error!("cannot send {signal} to every process: {e}");
+            }
+        }
+    }
+}
 
 /// Runs the configured command to its end and returns drainit's exit code.
 /// `signals` must already be blocked.
 pub fn run(config: &Config, signals: &SignalSet) -> i32 {
     let pid1 = sys::is_pid1();
-    if !pid1 {
+    let subreaper = match config.subreaper.value {
+        Subreaper::Auto => !pid1,
+        Subreaper::Always => true,
+        Subreaper::Never => false,
+    };
+    if subreaper {
         if let Err(error) = sys::become_subreaper() {
             warn!("cannot become a child subreaper, orphans will not be reaped: {error}");
         }
     }
-    let app = match sys::spawn(&config.command) {
+    let how = Spawn {
+        take_terminal: sys::stdin_is_terminal(),
+        parent_death_signal: config.pdeathsig.value,
+    };
+    let app = match sys::spawn(&config.command, how) {
         Ok(pid) => pid,
         Err(error) => return refuse_to_start(&config.command, &error),
     };
@@ -31,23 +80,25 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
         "started {:?} as pid {app}, in its own process group",
         config.command
     );
+    let targets = Targets {
+        app,
+        app_only: config.no_group.value,
+        pid1,
+    };
     let mut timeline = Timeline::new(config.plan(pid1), Instant::now());
-    match serve(app, pid1, signals, &mut timeline) {
+    match serve(targets, signals, &mut timeline) {
         Ok(code) => code,
         Err(error) => {
             // drainit cannot go on; it must not leave the app running behind it.
             logger::say(format_args!("{error}; killing the app"));
-            let _ = sys::signal_group(app, Signal::KILL);
-            if pid1 {
-                let _ = sys::kill_every_process();
-            }
+            targets.signal_all(Signal::KILL);
             exit_code::FAILURE
         }
     }
 }
 
 /// The event loop, until the timeline says to exit.
-fn serve(app: i32, pid1: bool, signals: &SignalSet, timeline: &mut Timeline) -> io::Result<i32> {
+fn serve(targets: Targets, signals: &SignalSet, timeline: &mut Timeline) -> io::Result<i32> {
     loop {
         let timeout = timeline
             .next_deadline()
@@ -55,30 +106,14 @@ fn serve(app: i32, pid1: bool, signals: &SignalSet, timeline: &mut Timeline) -> 
         let event = match sys::wait_for_signal(signals, timeout)
             .map_err(|e| context(e, "waiting for signals"))?
         {
-            Some(Signal::CHLD) => match reap(app)? {
-                Some(status) => Event::ChildExited(status),
-                None => Event::Timeout,
-            },
+            Some(Signal::CHLD) => reap(targets.app)?,
             Some(signal) => Event::Signal(signal),
             None => Event::Timeout,
         };
         for action in timeline.handle(event, Instant::now()) {
             match action {
-                Action::Forward(signal) => {
-                    if let Err(e) = sys::signal_group(app, signal) {
-                        error!("cannot send {signal} to the app's group {app}: {e}");
-                    }
-                }
-                Action::KillAll => {
-                    if let Err(e) = sys::signal_group(app, Signal::KILL) {
-                        error!("cannot send SIGKILL to the app's group {app}: {e}");
-                    }
-                    if pid1 {
-                        if let Err(e) = sys::kill_every_process() {
-                            error!("cannot send SIGKILL to every process: {e}");
-                        }
-                    }
-                }
+                Action::Forward(signal) => targets.forward(signal),
+                Action::SignalAll(signal) => targets.signal_all(signal),
                 Action::Log(level, message) => log!(level, "{message}"),
                 Action::Exit(code) => return Ok(code),
             }
@@ -87,21 +122,26 @@ fn serve(app: i32, pid1: bool, signals: &SignalSet, timeline: &mut Timeline) -> 
 }
 
 /// Reaps every child that has exited (SIGCHLDs coalesce, so one may stand
-/// for many) and returns the main child's status if it was among them.
-fn reap(app: i32) -> io::Result<Option<ChildStatus>> {
-    let mut app_status = None;
-    while let Some((pid, status)) = sys::reap_one().map_err(|e| context(e, "reaping children"))? {
-        if pid == app {
-            app_status = Some(status);
-        } else {
-            debug!("reaped pid {pid}: {status:?}");
+/// for many), noting the main child's status if it was among them.
+fn reap(app: i32) -> io::Result<Event> {
+    let mut app_status: Option<ChildStatus> = None;
+    loop {
+        match sys::reap_one().map_err(|e| context(e, "reaping children"))? {
+            Reaped::Child(pid, status) if pid == app => app_status = Some(status),
+            Reaped::Child(pid, status) => debug!("reaped pid {pid}: {status}"),
+            // Running: children remain, none has exited; None: none remain.
+            last => {
+                return Ok(Event::Reaped {
+                    app: app_status,
+                    children_left: last == Reaped::Running,
+                })
+            }
         }
     }
-    Ok(app_status)
 }
 
 /// The exit code and message when the command cannot be started.
-fn refuse_to_start(command: &[std::ffi::OsString], error: &io::Error) -> i32 {
+fn refuse_to_start(command: &[OsString], error: &io::Error) -> i32 {
     let program = command
         .first()
         .map(|p| p.to_string_lossy())

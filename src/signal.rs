@@ -72,6 +72,20 @@ impl Signal {
         Signal(libc::SIGSYS),
     ];
 
+    /// Whether drainit blocks this signal and takes it with sigtimedwait:
+    /// every signal but SIGKILL and SIGSTOP (which cannot be caught), the
+    /// faults (a crash must stay a crash), SIGPIPE (Rust ignores it, so that a
+    /// closed stderr gives drainit an error rather than a signal it would
+    /// forward) and glibc's two reserved signals (thread cancellation, setxid).
+    pub fn is_handled(self) -> bool {
+        let glibc_reserved = (32..libc::SIGRTMIN()).contains(&self.0);
+        !(self == Signal::KILL
+            || self == Signal::STOP
+            || self == Signal::PIPE
+            || glibc_reserved
+            || Signal::FAULTS.contains(&self))
+    }
+
     /// The signal with this number, if the kernel has one.
     pub fn from_raw(number: i32) -> Option<Signal> {
         (1..=max()).contains(&number).then_some(Signal(number))
@@ -128,6 +142,55 @@ fn offset(suffix: &str, sign: char) -> Option<i32> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// `--rewrite FROM:TO`: forward TO when FROM arrives; TO `0` drops FROM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    pub from: Signal,
+    /// `None`: FROM is not forwarded at all (dumb-init's `-r FROM:0`).
+    pub to: Option<Signal>,
+}
+
+impl Rewrite {
+    /// Parses `USR1:HUP`, `SIGUSR1:SIGHUP`, `10:1` or `WINCH:0`. The error says why not.
+    pub fn parse(text: &str) -> Result<Rewrite, String> {
+        let expected =
+            "is not a rewrite (expected FROM:TO such as USR1:HUP, or FROM:0 to drop FROM)";
+        let Some((from, to)) = text.split_once(':') else {
+            return Err(expected.to_string());
+        };
+        let (Some(from), Some(to)) = (
+            Signal::parse(from),
+            if to == "0" {
+                Some(None)
+            } else {
+                Signal::parse(to).map(Some)
+            },
+        ) else {
+            return Err(expected.to_string());
+        };
+        if from == Signal::TERM {
+            return Err(
+                "is refused: SIGTERM starts the drain; what the app gets when the drain \
+                        ends is set by --stop-signal / DRAINIT_STOP_SIGNAL"
+                    .to_string(),
+            );
+        }
+        if from == Signal::CHLD || !from.is_handled() {
+            return Err(format!("is refused: drainit never forwards {from}"));
+        }
+        Ok(Rewrite { from, to })
+    }
+}
+
+impl fmt::Display for Rewrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to {
+            Some(to) => write!(f, "{}:{}", self.from, to),
+            None => write!(f, "{}:0", self.from),
+        }
+    }
 }
 
 impl fmt::Display for Signal {
@@ -191,6 +254,63 @@ mod tests {
             "9999999999999",
         ] {
             assert_eq!(Signal::parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn rewrites_parse_and_refuse_what_drainit_cannot_forward() {
+        let usr1_hup = Rewrite {
+            from: Signal::USR1,
+            to: Some(Signal::HUP),
+        };
+        assert_eq!(Rewrite::parse("USR1:HUP"), Ok(usr1_hup));
+        assert_eq!(Rewrite::parse("sigusr1:1"), Ok(usr1_hup));
+        assert_eq!(
+            Rewrite::parse("WINCH:0"),
+            Ok(Rewrite {
+                from: Signal::WINCH,
+                to: None
+            })
+        );
+        assert!(Rewrite::parse("TERM:QUIT")
+            .unwrap_err()
+            .contains("--stop-signal"));
+        for text in ["CHLD:HUP", "KILL:HUP", "SEGV:HUP", "PIPE:HUP"] {
+            assert!(
+                Rewrite::parse(text).unwrap_err().contains("never forwards"),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "USR1",
+            "USR1:",
+            ":HUP",
+            "USR1:HUP:INT",
+            "FOO:HUP",
+            "USR1:00",
+        ] {
+            assert!(
+                Rewrite::parse(text)
+                    .unwrap_err()
+                    .starts_with("is not a rewrite"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn handles_every_signal_but_the_uncatchable_the_faults_and_pipe() {
+        assert!(Signal::TERM.is_handled() && Signal::CHLD.is_handled());
+        assert!(Signal(libc::SIGTSTP).is_handled() && Signal(libc::SIGRTMIN()).is_handled());
+        for s in [
+            Signal::KILL,
+            Signal::STOP,
+            Signal::PIPE,
+            Signal(libc::SIGSEGV),
+            Signal(32),
+        ] {
+            assert!(!s.is_handled(), "{s}");
         }
     }
 

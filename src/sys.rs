@@ -18,24 +18,14 @@ use crate::timeline::ChildStatus;
 pub struct SignalSet(libc::sigset_t);
 
 impl SignalSet {
-    /// Every catchable signal except the faults (a crash must stay a crash)
-    /// and SIGPIPE (Rust ignores it, so that a closed stderr gives drainit an
-    /// error, not a signal it would forward to the app).
+    /// The signals of [`Signal::is_handled`].
     fn handled() -> io::Result<SignalSet> {
         let mut set = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: sigemptyset initialises the set it is given.
         check(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
         // SAFETY: the set was initialised just above.
         let mut set = unsafe { set.assume_init() };
-        let not_handled = |s: Signal| {
-            s == Signal::KILL
-                || s == Signal::STOP
-                || s == Signal::PIPE
-                || Signal::FAULTS.contains(&s)
-        };
-        // Signals 32 and 33 belong to glibc (thread cancellation, setxid): skip them.
-        let glibc_reserved = |s: Signal| (32..libc::SIGRTMIN()).contains(&s.as_raw());
-        for signal in Signal::all().filter(|&s| !not_handled(s) && !glibc_reserved(s)) {
+        for signal in Signal::all().filter(|s| s.is_handled()) {
             // SAFETY: set is initialised and the number is a valid signal.
             check(unsafe { libc::sigaddset(&mut set, signal.as_raw()) })?;
         }
@@ -80,20 +70,68 @@ pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result
     }
 }
 
+/// How the child is set up before it runs the app.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spawn {
+    /// Make the child's new process group the foreground group of the
+    /// terminal on stdin, so that Ctrl-C and Ctrl-Z reach the app.
+    pub take_terminal: bool,
+    /// Signal the child gets when drainit dies.
+    pub parent_death_signal: Option<Signal>,
+}
+
 /// Starts `command` (program and arguments) as a child in a new process group
 /// of its own, with the signal mask and dispositions a fresh process expects.
 /// Returns its pid, which is also its process group id.
-pub fn spawn(command: &[OsString]) -> io::Result<i32> {
+pub fn spawn(command: &[OsString], how: Spawn) -> io::Result<i32> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
+    let parent = std::process::id() as libc::pid_t;
     let mut command = Command::new(program);
     command.args(args).process_group(0);
+    let prepare = move || {
+        if how.take_terminal {
+            take_terminal();
+        }
+        if let Some(signal) = how.parent_death_signal {
+            set_parent_death_signal(signal, parent)?;
+        }
+        reset_signals()
+    };
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // sigaction and sigprocmask, which are async-signal-safe; it allocates nothing.
-    unsafe { command.pre_exec(reset_signals) };
+    // tcsetpgrp, prctl, getppid, kill, sigaction and sigprocmask, which are
+    // async-signal-safe; it allocates nothing.
+    unsafe { command.pre_exec(prepare) };
     let child = command.spawn()?;
     i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))
+}
+
+/// In the child: its process group (already its own) becomes the terminal's
+/// foreground group. SIGTTOU is still blocked here, so this cannot stop the
+/// child. Failure (stdin is not drainit's controlling terminal) changes nothing.
+fn take_terminal() {
+    // SAFETY: tcsetpgrp and getpgrp only take integers.
+    unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) };
+}
+
+/// In the child: ask for `signal` when drainit dies, and send it at once if
+/// drainit already died between fork and now.
+fn set_parent_death_signal(signal: Signal, parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; getppid and kill take integers.
+    unsafe {
+        check(libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            signal.as_raw() as libc::c_ulong,
+            0,
+            0,
+            0,
+        ))?;
+        if libc::getppid() != parent {
+            libc::kill(libc::getpid(), signal.as_raw());
+        }
+    }
+    Ok(())
 }
 
 /// In the child before exec: every disposition back to default (drainit's
@@ -101,8 +139,7 @@ pub fn spawn(command: &[OsString]) -> io::Result<i32> {
 /// (the child inherited drainit's blocked set). Dispositions first, so that a
 /// signal pending now is delivered with its default action.
 fn reset_signals() -> io::Result<()> {
-    let max = libc::SIGRTMAX();
-    for number in 1..=max {
+    for number in 1..=libc::SIGRTMAX() {
         // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask and no
         // flags; sigaction is async-signal-safe. KILL, STOP and glibc's
         // reserved signals fail with EINVAL, which is expected.
@@ -126,22 +163,38 @@ fn reset_signals() -> io::Result<()> {
     Ok(())
 }
 
-/// Reaps one child that has exited, any child. `None` when none is waiting
-/// (or there is no child left).
-pub fn reap_one() -> io::Result<Option<(i32, ChildStatus)>> {
+/// Whether stdin is a terminal (`docker run -t`).
+pub fn stdin_is_terminal() -> bool {
+    // SAFETY: isatty only takes a file descriptor number.
+    unsafe { libc::isatty(libc::STDIN_FILENO) == 1 }
+}
+
+/// What one `waitpid(-1, WNOHANG)` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// This child exited, with this status, and is now reaped.
+    Child(i32, ChildStatus),
+    /// Children remain, none of them exited.
+    Running,
+    /// drainit has no child left.
+    None,
+}
+
+/// Reaps one child that has exited, any child.
+pub fn reap_one() -> io::Result<Reaped> {
     loop {
         let mut status = 0;
         // SAFETY: status is a valid place for waitpid to write to.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid > 0 {
-            return Ok(Some((pid, decode(status))));
+            return Ok(Reaped::Child(pid, decode(status)));
         }
         if pid == 0 {
-            return Ok(None);
+            return Ok(Reaped::Running);
         }
         let error = io::Error::last_os_error();
         match error.raw_os_error() {
-            Some(libc::ECHILD) => return Ok(None),
+            Some(libc::ECHILD) => return Ok(Reaped::None),
             Some(libc::EINTR) => continue,
             _ => return Err(error),
         }
@@ -157,6 +210,13 @@ fn decode(status: i32) -> ChildStatus {
     ChildStatus::Exited(libc::WEXITSTATUS(status))
 }
 
+/// Sends `signal` to process `pid`. A process that is already gone (ESRCH)
+/// is not an error.
+pub fn signal_process(pid: i32, signal: Signal) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    gone_is_fine(unsafe { libc::kill(pid, signal.as_raw()) })
+}
+
 /// Sends `signal` to every process of group `pgid`. A group that is already
 /// gone (ESRCH) is not an error.
 pub fn signal_group(pgid: i32, signal: Signal) -> io::Result<()> {
@@ -164,11 +224,11 @@ pub fn signal_group(pgid: i32, signal: Signal) -> io::Result<()> {
     gone_is_fine(unsafe { libc::kill(-pgid, signal.as_raw()) })
 }
 
-/// SIGKILLs every process drainit may signal, except itself. Only for PID 1,
-/// where that means every other process of the container.
-pub fn kill_every_process() -> io::Result<()> {
+/// Sends `signal` to every process drainit may signal, except itself. Only
+/// for PID 1, where that means every other process of the container.
+pub fn signal_every_process(signal: Signal) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.
-    gone_is_fine(unsafe { libc::kill(-1, libc::SIGKILL) })
+    gone_is_fine(unsafe { libc::kill(-1, signal.as_raw()) })
 }
 
 /// Makes orphans of drainit's descendants its children, so that it reaps them

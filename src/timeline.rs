@@ -7,8 +7,9 @@
 //! quinn).
 //!
 //! ```text
-//! t0: first SIGTERM ── drain ──▶ stop signal to the group ──▶ SIGKILL at t0 + grace − margin
-//!                      (app keeps serving)                     (if anything is still alive)
+//! t0: first SIGTERM ── drain ──▶ stop signal to the app ──▶ SIGKILL at t0 + grace − margin
+//!                      (app keeps serving)                   (if anything is still alive)
+//! app exits, others left ──▶ stop signal to them ── cleanup ──▶ SIGKILL ──▶ reaped: exit
 //! ```
 
 use std::time::{Duration, Instant};
@@ -16,7 +17,12 @@ use std::time::{Duration, Instant};
 use log::Level;
 
 use crate::duration::Human;
-use crate::signal::Signal;
+use crate::signal::{Rewrite, Signal};
+
+/// How long drainit waits, after its last SIGKILL, to reap what it killed.
+/// SIGKILL is not refused, so this only bounds the wait for a process stuck
+/// in the kernel or one drainit cannot see exit (not its child).
+pub const REAP_AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// The shutdown the user configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +33,15 @@ pub struct Plan {
     pub grace: Duration,
     /// How long before the platform's SIGKILL drainit sends its own.
     pub kill_margin: Duration,
-    /// What the app's group gets when the drain ends.
+    /// What the app gets when the drain ends.
     pub stop_signal: Signal,
-    /// drainit is PID 1, so its SIGKILL also reaches processes that left the group.
+    /// How long processes left behind by the app get between the stop signal and SIGKILL.
+    pub cleanup: Duration,
+    /// Signals forwarded as another (or not at all); the last rewrite of a signal wins.
+    pub rewrites: Vec<Rewrite>,
+    /// The app's exit codes that drainit reports as 0.
+    pub success_exits: Vec<i32>,
+    /// drainit is PID 1, so its last signals also reach processes outside the app's group.
     pub kill_everyone: bool,
 }
 
@@ -38,6 +50,22 @@ impl Plan {
     /// `drain < kill_after`.
     pub fn kill_after(&self) -> Duration {
         self.grace.saturating_sub(self.kill_margin)
+    }
+
+    /// What to forward when `signal` arrives: `None` if rewritten to nothing.
+    fn rewrite(&self, signal: Signal) -> Option<Signal> {
+        match self.rewrites.iter().rev().find(|r| r.from == signal) {
+            Some(rewrite) => rewrite.to,
+            None => Some(signal),
+        }
+    }
+
+    fn everyone(&self) -> &'static str {
+        if self.kill_everyone {
+            "the app's group and every other process"
+        } else {
+            "the app's group"
+        }
     }
 }
 
@@ -49,7 +77,7 @@ pub enum ChildStatus {
 }
 
 impl ChildStatus {
-    /// drainit's exit code: the child's own, or 128 + N for death by signal N, as a shell reports it.
+    /// The code a shell would report: the child's own, or 128 + N for death by signal N.
     pub fn exit_code(self) -> i32 {
         match self {
             ChildStatus::Exited(code) => code,
@@ -72,8 +100,12 @@ impl std::fmt::Display for ChildStatus {
 pub enum Event {
     /// drainit received a signal (never SIGCHLD: the runtime turns that into reaping).
     Signal(Signal),
-    /// The main child is gone.
-    ChildExited(ChildStatus),
+    /// drainit reaped its exited children: `app` is the main child's status if
+    /// it was among them; `children_left` says whether drainit still has any.
+    Reaped {
+        app: Option<ChildStatus>,
+        children_left: bool,
+    },
     /// The wait ended without a signal: a deadline may have come.
     Timeout,
 }
@@ -81,27 +113,35 @@ pub enum Event {
 /// Something the runtime must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send this signal to the app (its process group).
+    /// Send this signal to the app: its process group (or its main process with `--no-group`).
     Forward(Signal),
-    /// SIGKILL the app's group and, if the plan says so, every other process.
-    KillAll,
+    /// Send this signal to the app's group and, when drainit is PID 1, to every other process.
+    SignalAll(Signal),
     /// Log a line for the user.
     Log(Level, String),
     /// Exit drainit with this code. Always the last action.
     Exit(i32),
 }
 
-/// Where the shutdown is. `t0` is the instant of the first SIGTERM.
+/// Where the shutdown is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// No SIGTERM yet.
     Running,
     /// SIGTERM seen; the app keeps serving until `t0 + drain`.
-    Draining { t0: Instant },
+    Draining,
     /// The app was told to stop; SIGKILL at `t0 + kill_after` if it lingers.
-    Stopped { t0: Instant },
-    /// SIGKILL sent; waiting for the child to be reaped.
-    Killed { t0: Instant },
+    Stopped,
+    /// SIGKILL sent; waiting for the app to be reaped.
+    Killed,
+    /// The app exited and left processes behind; they got the stop signal
+    /// and get SIGKILL at `kill_at`.
+    CleaningUp { app: ChildStatus, kill_at: Instant },
+    /// Everything got SIGKILL; reaping it until `give_up_at` at most.
+    Reaping {
+        app: ChildStatus,
+        give_up_at: Instant,
+    },
     /// drainit has decided to exit; nothing more happens.
     Exited,
 }
@@ -111,6 +151,8 @@ enum Stage {
 pub struct Timeline {
     plan: Plan,
     started: Instant,
+    /// The first SIGTERM, if any: every instant of the shutdown counts from it.
+    t0: Option<Instant>,
     stage: Stage,
     /// What happened since t0, for the summary line at exit.
     milestones: Vec<String>,
@@ -122,6 +164,7 @@ impl Timeline {
         Timeline {
             plan,
             started,
+            t0: None,
             stage: Stage::Running,
             milestones: Vec::new(),
         }
@@ -131,9 +174,11 @@ impl Timeline {
     /// call [`Timeline::handle`] no later than that.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.stage {
-            Stage::Draining { t0 } => Some(t0 + self.plan.drain),
-            Stage::Stopped { t0 } => Some(t0 + self.plan.kill_after()),
-            Stage::Running | Stage::Killed { .. } | Stage::Exited => None,
+            Stage::Draining => self.t0.map(|t0| t0 + self.plan.drain),
+            Stage::Stopped => self.kill_at(),
+            Stage::CleaningUp { kill_at, .. } => Some(kill_at),
+            Stage::Reaping { give_up_at, .. } => Some(give_up_at),
+            Stage::Running | Stage::Killed | Stage::Exited => None,
         }
     }
 
@@ -141,57 +186,126 @@ impl Timeline {
     /// passed (so a storm of signals cannot push a deadline back).
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
-        self.fire_deadlines(now, &mut actions);
+        while self.next_deadline().is_some_and(|deadline| now >= deadline) {
+            self.on_deadline(now, &mut actions);
+        }
         match event {
             Event::Signal(signal) => self.on_signal(signal, now, &mut actions),
-            Event::ChildExited(status) => self.on_exit(status, now, &mut actions),
+            Event::Reaped { app, children_left } => {
+                self.on_reaped(app, children_left, now, &mut actions)
+            }
             Event::Timeout => {}
         }
         actions
     }
 
-    fn fire_deadlines(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        if let Stage::Draining { t0 } = self.stage {
-            if now >= t0 + self.plan.drain {
-                self.stop(t0, now, "drain over", actions);
+    /// The SIGKILL deadline of a termination under way.
+    fn kill_at(&self) -> Option<Instant> {
+        self.t0.map(|t0| t0 + self.plan.kill_after())
+    }
+
+    fn on_deadline(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        match self.stage {
+            Stage::Draining => self.stop("drain over", now, actions),
+            Stage::Stopped => {
+                let at = self.since(now);
+                let everyone = self.plan.everyone();
+                self.milestones
+                    .push(format!("SIGKILL to {everyone} at {at}"));
+                let margin = Human(self.plan.kill_margin);
+                log(
+                    actions,
+                    Level::Warn,
+                    format!(
+                        "app still running at {at}, {margin} before the platform's deadline: \
+                         sending SIGKILL to {everyone}"
+                    ),
+                );
+                actions.push(Action::SignalAll(Signal::KILL));
+                self.stage = Stage::Killed;
             }
-        }
-        if let Stage::Stopped { t0 } = self.stage {
-            if now >= t0 + self.plan.kill_after() {
-                self.kill(t0, now, actions);
+            Stage::CleaningUp { app, .. } => {
+                let at = self.since(now);
+                self.milestones
+                    .push(format!("SIGKILL to leftovers at {at}"));
+                log(
+                    actions,
+                    Level::Warn,
+                    format!("processes left by the app still running at {at}: sending SIGKILL"),
+                );
+                actions.push(Action::SignalAll(Signal::KILL));
+                self.stage = Stage::Reaping {
+                    app,
+                    give_up_at: now + REAP_AFTER_KILL,
+                };
             }
+            Stage::Reaping { app, .. } => {
+                log(
+                    actions,
+                    Level::Warn,
+                    "some killed processes were not reaped in time; exiting anyway".to_string(),
+                );
+                self.finish(app, now, actions);
+            }
+            Stage::Running | Stage::Killed | Stage::Exited => {}
         }
     }
 
     fn on_signal(&mut self, signal: Signal, now: Instant, actions: &mut Vec<Action>) {
-        match (self.stage, signal) {
-            (Stage::Exited, _) | (_, Signal::CHLD) => {}
-            (Stage::Running, Signal::TERM) => self.start_drain(now, actions),
-            (Stage::Draining { t0 }, Signal::TERM) => {
+        if signal == Signal::CHLD || self.stage == Stage::Exited {
+            return;
+        }
+        if signal == Signal::TERM {
+            return self.on_sigterm(now, actions);
+        }
+        let Some(forward) = self.plan.rewrite(signal) else {
+            return log(
+                actions,
+                Level::Debug,
+                format!("{signal} dropped (rewritten to 0)"),
+            );
+        };
+        match self.stage {
+            Stage::Killed | Stage::Reaping { .. } => log(
+                actions,
+                Level::Debug,
+                format!("{signal} not forwarded: everything is being killed"),
+            ),
+            Stage::Draining if signal == Signal::INT => {
+                let at = self.since(now);
                 self.milestones
-                    .push(format!("second SIGTERM at {}", since(t0, now)));
-                self.stop(t0, now, "second SIGTERM: drain cut short", actions);
-            }
-            (Stage::Draining { t0 }, Signal::INT) => {
-                self.milestones.push(format!(
-                    "SIGINT to group at {}, ending the drain",
-                    since(t0, now)
-                ));
+                    .push(format!("SIGINT at {at} ended the drain"));
                 log(
                     actions,
                     Level::Info,
-                    format!(
-                        "SIGINT at {}: forwarding it to the app now, drain cut short",
-                        since(t0, now)
-                    ),
+                    format!("SIGINT at {at}: forwarding {forward} to the app now, drain cut short"),
                 );
-                actions.push(Action::Forward(Signal::INT));
-                self.stage = Stage::Stopped { t0 };
+                actions.push(Action::Forward(forward));
+                self.stage = Stage::Stopped;
             }
-            (Stage::Stopped { t0 }, Signal::TERM) => {
+            _ => {
+                log(
+                    actions,
+                    Level::Debug,
+                    format!("forwarding {signal} as {forward}"),
+                );
+                actions.push(Action::Forward(forward));
+            }
+        }
+    }
+
+    fn on_sigterm(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        match self.stage {
+            Stage::Running => self.start_drain(now, actions),
+            Stage::Draining => {
+                self.milestones
+                    .push(format!("second SIGTERM at {}", self.since(now)));
+                self.stop("second SIGTERM: drain cut short", now, actions);
+            }
+            Stage::Stopped => {
                 let stop = self.plan.stop_signal;
                 self.milestones
-                    .push(format!("{stop} again at {}", since(t0, now)));
+                    .push(format!("{stop} again at {}", self.since(now)));
                 log(
                     actions,
                     Level::Info,
@@ -199,19 +313,19 @@ impl Timeline {
                 );
                 actions.push(Action::Forward(stop));
             }
-            (Stage::Killed { .. }, _) => log(
-                actions,
-                Level::Debug,
-                format!("{signal} not forwarded: the app is being killed"),
-            ),
-            (_, signal) => {
-                log(actions, Level::Debug, format!("forwarding {signal}"));
-                actions.push(Action::Forward(signal));
+            Stage::CleaningUp { app, kill_at } if self.t0.is_none() => {
+                // The platform's deadline now bounds the cleanup too.
+                self.t0 = Some(now);
+                self.milestones.push("SIGTERM at +0s".to_string());
+                let kill_at = kill_at.min(now + self.plan.kill_after());
+                self.stage = Stage::CleaningUp { app, kill_at };
             }
+            Stage::CleaningUp { .. } | Stage::Killed | Stage::Reaping { .. } | Stage::Exited => {}
         }
     }
 
-    fn start_drain(&mut self, t0: Instant, actions: &mut Vec<Action>) {
+    fn start_drain(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.t0 = Some(now);
         self.milestones.push("SIGTERM at +0s".to_string());
         let plan = &self.plan;
         let kill = format!(
@@ -222,63 +336,98 @@ impl Timeline {
         );
         if plan.drain.is_zero() {
             log(actions, Level::Info, format!("SIGTERM: no drain; {kill}"));
-            self.stop(t0, t0, "stopping", actions);
+            self.stop("stopping", now, actions);
         } else {
             let message = format!(
-                "SIGTERM: draining for {}, the app keeps serving; {} to its group at +{}, {kill}",
+                "SIGTERM: draining for {}, the app keeps serving; {} to it at +{}, {kill}",
                 Human(plan.drain),
                 plan.stop_signal,
                 Human(plan.drain),
             );
             log(actions, Level::Info, message);
-            self.stage = Stage::Draining { t0 };
+            self.stage = Stage::Draining;
         }
     }
 
     /// Sends the stop signal: the drain is over.
-    fn stop(&mut self, t0: Instant, now: Instant, why: &str, actions: &mut Vec<Action>) {
+    fn stop(&mut self, why: &str, now: Instant, actions: &mut Vec<Action>) {
         let stop = self.plan.stop_signal;
-        let at = since(t0, now);
-        self.milestones.push(format!("{stop} to group at {at}"));
+        let at = self.since(now);
+        self.milestones.push(format!("{stop} to app at {at}"));
         log(
             actions,
             Level::Info,
-            format!("{why}: sending {stop} to the app's group at {at}"),
+            format!("{why}: sending {stop} to the app at {at}"),
         );
         actions.push(Action::Forward(stop));
-        self.stage = Stage::Stopped { t0 };
+        self.stage = Stage::Stopped;
     }
 
-    fn kill(&mut self, t0: Instant, now: Instant, actions: &mut Vec<Action>) {
-        let at = since(t0, now);
-        let whom = if self.plan.kill_everyone {
-            "its group and every other process"
-        } else {
-            "its group"
-        };
-        self.milestones.push(format!("SIGKILL to {whom} at {at}"));
+    fn on_reaped(
+        &mut self,
+        app: Option<ChildStatus>,
+        children_left: bool,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) {
+        match (self.stage, app) {
+            (Stage::Exited, _) => {}
+            (Stage::CleaningUp { app, .. } | Stage::Reaping { app, .. }, _) if !children_left => {
+                self.milestones
+                    .push(format!("leftovers gone at {}", self.since(now)));
+                self.finish(app, now, actions)
+            }
+            (_, None) => {}
+            (_, Some(app)) => {
+                self.milestones
+                    .push(format!("{app} at {}", self.since(now)));
+                if !children_left {
+                    self.finish(app, now, actions);
+                } else if self.stage == Stage::Killed {
+                    self.stage = Stage::Reaping {
+                        app,
+                        give_up_at: now + REAP_AFTER_KILL,
+                    };
+                } else {
+                    self.clean_up(app, now, actions);
+                }
+            }
+        }
+    }
+
+    /// The app exited but left processes: stop signal to them, SIGKILL after
+    /// the cleanup time, or at the termination's SIGKILL deadline if sooner.
+    fn clean_up(&mut self, app: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
+        let mut kill_at = now + self.plan.cleanup;
+        if let Some(deadline) = self.kill_at() {
+            kill_at = kill_at.min(deadline);
+        }
+        let stop = self.plan.stop_signal;
+        let at = self.since(now);
+        self.milestones.push(format!("{stop} to leftovers at {at}"));
         log(
             actions,
-            Level::Warn,
+            Level::Info,
             format!(
-                "app still running at {at}, {} before the platform's deadline: sending SIGKILL to {whom}",
-                Human(self.plan.kill_margin)
+                "{app} at {at} but left processes running: sending {stop} to {}, SIGKILL in {} \
+                 if they are still running",
+                self.plan.everyone(),
+                Human(kill_at.saturating_duration_since(now))
             ),
         );
-        actions.push(Action::KillAll);
-        self.stage = Stage::Killed { t0 };
+        actions.push(Action::SignalAll(stop));
+        self.stage = Stage::CleaningUp { app, kill_at };
     }
 
-    fn on_exit(&mut self, status: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
-        let summary = match self.stage {
-            Stage::Exited => return,
-            Stage::Running => format!(
-                "{status} after {:.2}s; no SIGTERM received",
+    /// Exits with the app's status: the summary line, then the exit.
+    fn finish(&mut self, app: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
+        let summary = match self.t0 {
+            None if self.milestones.len() <= 1 => format!(
+                "{app} after {:.2}s; no SIGTERM received",
                 (now - self.started).as_secs_f64()
             ),
-            Stage::Draining { t0 } | Stage::Stopped { t0 } | Stage::Killed { t0 } => {
-                self.milestones
-                    .push(format!("{status} at {}", since(t0, now)));
+            None => format!("{}; no SIGTERM received", self.milestones.join(", ")),
+            Some(t0) => {
                 let deadline = t0 + self.plan.grace;
                 let margin = match deadline.checked_duration_since(now) {
                     Some(left) => format!("{:.2}s before the deadline", left.as_secs_f64()),
@@ -288,20 +437,33 @@ impl Timeline {
                 self.milestones.join(", ")
             }
         };
-        let code = status.exit_code();
-        log(actions, Level::Info, format!("exit {code}: {summary}"));
+        let code = app.exit_code();
+        let (code, success) = if code != 0 && self.plan.success_exits.contains(&code) {
+            (0, format!(" ({} counts as success)", app.exit_code()))
+        } else {
+            (code, String::new())
+        };
+        log(
+            actions,
+            Level::Info,
+            format!("exit {code}{success}: {summary}"),
+        );
         actions.push(Action::Exit(code));
         self.stage = Stage::Exited;
+    }
+
+    /// `+5.00s`: the time since t0 (or since the start, before any SIGTERM).
+    fn since(&self, now: Instant) -> String {
+        let origin = self.t0.unwrap_or(self.started);
+        format!(
+            "+{:.2}s",
+            now.saturating_duration_since(origin).as_secs_f64()
+        )
     }
 }
 
 fn log(actions: &mut Vec<Action>, level: Level, message: String) {
     actions.push(Action::Log(level, message));
-}
-
-/// `+5.00s`: the time since t0, as shown in logs.
-fn since(t0: Instant, now: Instant) -> String {
-    format!("+{:.2}s", now.saturating_duration_since(t0).as_secs_f64())
 }
 
 #[cfg(test)]
@@ -318,6 +480,9 @@ mod tests {
             grace: secs(30.0),
             kill_margin: secs(2.0),
             stop_signal: Signal::TERM,
+            cleanup: secs(2.0),
+            rewrites: Vec::new(),
+            success_exits: Vec::new(),
             kill_everyone: true,
         }
     }
@@ -369,8 +534,19 @@ mod tests {
         }
     }
 
-    use Action::{Exit, Forward, KillAll};
-    use Event::{ChildExited, Timeout};
+    use Action::{Exit, Forward, SignalAll};
+    use Event::Timeout;
+
+    const KILL_ALL: Action = SignalAll(Signal::KILL);
+
+    /// The app exited and nothing else is left.
+    #[allow(non_snake_case)]
+    fn ChildExited(status: ChildStatus) -> Event {
+        Event::Reaped {
+            app: Some(status),
+            children_left: false,
+        }
+    }
 
     fn signal(s: Signal) -> Event {
         Event::Signal(s)
@@ -402,7 +578,7 @@ mod tests {
         assert_eq!(clock.handle(Timeout, 15.0), vec![Forward(Signal::QUIT)]);
         assert_eq!(clock.deadline(), Some(clock.at(38.0)));
         assert_eq!(clock.handle(Timeout, 37.9), vec![]);
-        assert_eq!(clock.handle(Timeout, 38.0), vec![KillAll]);
+        assert_eq!(clock.handle(Timeout, 38.0), vec![KILL_ALL]);
         assert_eq!(clock.deadline(), None);
         assert_eq!(
             clock.handle(ChildExited(ChildStatus::Killed(Signal::KILL)), 38.01),
@@ -429,7 +605,7 @@ mod tests {
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(
             clock.handle(Timeout, 40.0),
-            vec![Forward(Signal::TERM), KillAll]
+            vec![Forward(Signal::TERM), KILL_ALL]
         );
     }
 
@@ -441,7 +617,7 @@ mod tests {
             clock.handle(signal(Signal::HUP), 5.0),
             vec![Forward(Signal::TERM), Forward(Signal::HUP)]
         );
-        assert_eq!(clock.handle(signal(Signal::USR1), 28.0), vec![KillAll]);
+        assert_eq!(clock.handle(signal(Signal::USR1), 28.0), vec![KILL_ALL]);
     }
 
     #[test]
@@ -493,7 +669,7 @@ mod tests {
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
         assert_eq!(clock.handle(Timeout, 5.0), vec![]);
-        assert_eq!(clock.handle(Timeout, 28.0), vec![KillAll]);
+        assert_eq!(clock.handle(Timeout, 28.0), vec![KILL_ALL]);
     }
 
     #[test]
@@ -563,7 +739,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "SIGTERM: draining for 5s, the app keeps serving; SIGTERM to its group at +5s, \
+                "SIGTERM: draining for 5s, the app keeps serving; SIGTERM to it at +5s, \
                  SIGKILL at +28s (grace 30s − margin 2s) if it is still running"
             ]
         );
@@ -578,7 +754,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "exit 0: SIGTERM at +0s, SIGTERM to group at +5.00s, app exited 0 at +5.31s, \
+                "exit 0: SIGTERM at +0s, SIGTERM to app at +5.00s, app exited 0 at +5.31s, \
                  24.69s before the deadline"
             ]
         );
@@ -607,8 +783,8 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "exit 137: SIGTERM at +0s, SIGTERM to group at +5.00s, SIGKILL to its group at \
-                 +28.00s, app killed by SIGKILL at +28.01s, 1.99s before the deadline"
+                "exit 137: SIGTERM at +0s, SIGTERM to app at +5.00s, SIGKILL to the app's group \
+                 at +28.00s, app killed by SIGKILL at +28.01s, 1.99s before the deadline"
             ]
         );
     }

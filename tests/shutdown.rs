@@ -64,7 +64,7 @@ fn an_app_that_ignores_the_stop_signal_is_killed_at_grace_minus_margin() {
     );
     let stderr = run.stderr();
     assert!(
-        stderr.contains("sending SIGKILL to its group and every other process"),
+        stderr.contains("sending SIGKILL to the app's group and every other process"),
         "{stderr}"
     );
     assert!(stderr.contains("exit 137: SIGTERM at +0s"), "{stderr}");
