@@ -469,6 +469,7 @@ fn log(actions: &mut Vec<Action>, level: Level, message: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::Rewrite;
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
@@ -786,6 +787,159 @@ mod tests {
                 "exit 137: SIGTERM at +0s, SIGTERM to app at +5.00s, SIGKILL to the app's group \
                  at +28.00s, app killed by SIGKILL at +28.01s, 1.99s before the deadline"
             ]
+        );
+    }
+
+    /// The app exited and left processes behind.
+    fn exited_leaving_others(status: ChildStatus) -> Event {
+        Event::Reaped {
+            app: Some(status),
+            children_left: true,
+        }
+    }
+
+    const LEFTOVERS_GONE: Event = Event::Reaped {
+        app: None,
+        children_left: false,
+    };
+
+    #[test]
+    fn leftovers_get_the_stop_signal_and_drainit_exits_when_they_are_gone() {
+        let mut clock = Clock::new(plan());
+        assert_eq!(
+            clock.handle(exited_leaving_others(ChildStatus::Exited(5)), 1.0),
+            vec![SignalAll(Signal::TERM)]
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(3.0)));
+        // An orphan reaped while others remain changes nothing.
+        let some_reaped = Event::Reaped {
+            app: None,
+            children_left: true,
+        };
+        assert_eq!(clock.handle(some_reaped, 1.5), vec![]);
+        assert_eq!(clock.handle(LEFTOVERS_GONE, 1.6), vec![Exit(5)]);
+        assert_eq!(clock.deadline(), None);
+    }
+
+    #[test]
+    fn leftovers_that_linger_get_sigkill_after_the_cleanup_time() {
+        let mut clock = Clock::new(plan());
+        clock.handle(exited_leaving_others(ChildStatus::Exited(5)), 1.0);
+        assert_eq!(clock.handle(Timeout, 2.99), vec![]);
+        assert_eq!(clock.handle(Timeout, 3.0), vec![KILL_ALL]);
+        assert_eq!(clock.handle(LEFTOVERS_GONE, 3.01), vec![Exit(5)]);
+    }
+
+    #[test]
+    fn drainit_gives_up_on_leftovers_it_cannot_reap() {
+        let mut clock = Clock::new(plan());
+        clock.handle(exited_leaving_others(ChildStatus::Exited(5)), 1.0);
+        clock.handle(Timeout, 3.0);
+        assert_eq!(clock.deadline(), Some(clock.at(3.0) + REAP_AFTER_KILL));
+        assert_eq!(clock.handle(Timeout, 4.0), vec![Exit(5)]);
+    }
+
+    #[test]
+    fn the_cleanup_never_runs_past_the_sigkill_deadline() {
+        let mut clock = Clock::new(Plan {
+            cleanup: secs(60.0),
+            ..plan()
+        });
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(exited_leaving_others(ChildStatus::Exited(0)), 27.0);
+        assert_eq!(clock.deadline(), Some(clock.at(28.0)));
+        assert_eq!(clock.handle(Timeout, 28.0), vec![KILL_ALL]);
+    }
+
+    #[test]
+    fn a_sigterm_during_the_cleanup_brings_the_sigkill_forward_if_sooner() {
+        let mut clock = Clock::new(Plan {
+            cleanup: secs(60.0),
+            ..plan()
+        });
+        clock.handle(exited_leaving_others(ChildStatus::Exited(0)), 1.0);
+        assert_eq!(clock.handle(signal(Signal::TERM), 2.0), vec![]);
+        assert_eq!(clock.deadline(), Some(clock.at(30.0)));
+    }
+
+    #[test]
+    fn with_no_cleanup_time_leftovers_are_killed_at_once() {
+        let mut clock = Clock::new(Plan {
+            cleanup: Duration::ZERO,
+            ..plan()
+        });
+        clock.handle(exited_leaving_others(ChildStatus::Exited(0)), 1.0);
+        assert_eq!(clock.handle(Timeout, 1.0), vec![KILL_ALL]);
+    }
+
+    #[test]
+    fn after_a_kill_drainit_only_waits_to_reap() {
+        let mut clock = Clock::new(plan());
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(Timeout, 28.0);
+        let killed = ChildStatus::Killed(Signal::KILL);
+        assert_eq!(clock.handle(exited_leaving_others(killed), 28.01), vec![]);
+        assert_eq!(clock.handle(LEFTOVERS_GONE, 28.02), vec![Exit(137)]);
+    }
+
+    #[test]
+    fn rewrites_change_or_drop_forwarded_signals() {
+        let mut clock = Clock::new(Plan {
+            rewrites: vec![
+                Rewrite {
+                    from: Signal::USR1,
+                    to: Some(Signal::HUP),
+                },
+                Rewrite {
+                    from: Signal::WINCH,
+                    to: None,
+                },
+                Rewrite {
+                    from: Signal::INT,
+                    to: Some(Signal::QUIT),
+                },
+            ],
+            ..plan()
+        });
+        assert_eq!(
+            clock.handle(signal(Signal::USR1), 1.0),
+            vec![Forward(Signal::HUP)]
+        );
+        assert_eq!(clock.handle(signal(Signal::WINCH), 1.0), vec![]);
+        assert_eq!(
+            clock.handle(signal(Signal::USR2), 1.0),
+            vec![Forward(Signal::USR2)]
+        );
+        clock.handle(signal(Signal::TERM), 2.0);
+        // A rewritten SIGINT still ends the drain.
+        assert_eq!(
+            clock.handle(signal(Signal::INT), 3.0),
+            vec![Forward(Signal::QUIT)]
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(30.0)));
+    }
+
+    #[test]
+    fn success_exit_codes_become_zero() {
+        for (status, code) in [
+            (ChildStatus::Killed(Signal::TERM), 0),
+            (ChildStatus::Exited(3), 0),
+            (ChildStatus::Exited(4), 4),
+        ] {
+            let mut clock = Clock::new(Plan {
+                success_exits: vec![143, 3],
+                ..plan()
+            });
+            assert_eq!(clock.handle(ChildExited(status), 1.0), vec![Exit(code)]);
+        }
+        let mut clock = Clock::new(Plan {
+            success_exits: vec![143],
+            ..plan()
+        });
+        let lines = clock.logs(ChildExited(ChildStatus::Killed(Signal::TERM)), 1.0);
+        assert!(
+            lines[0].starts_with("exit 0 (143 counts as success): "),
+            "{lines:?}"
         );
     }
 }

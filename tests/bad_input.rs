@@ -148,3 +148,47 @@ fn help_and_version_show_every_option_with_its_variable() {
         );
     }
 }
+
+#[test]
+fn issue_4_options_refuse_bad_values() {
+    refused(
+        &["--rewrite", "TERM:QUIT"],
+        &[],
+        "--rewrite=\"TERM:QUIT\" is refused: SIGTERM starts the drain",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_REWRITE", "USR1:HUP,CHLD:HUP")],
+        "DRAINIT_REWRITE=\"CHLD:HUP\" is refused",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_REWRITE", "USR1")],
+        "DRAINIT_REWRITE=\"USR1\" is not a rewrite",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_NO_GROUP", "maybe")],
+        "DRAINIT_NO_GROUP=\"maybe\" is not a yes/no value",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_SUCCESS_EXIT", "143,256")],
+        "DRAINIT_SUCCESS_EXIT=\"256\" is not an exit code",
+    );
+    refused(
+        &["--pdeathsig", "NOPE"],
+        &[],
+        "--pdeathsig=\"NOPE\" is not a signal",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_SUBREAPER", "sure")],
+        "DRAINIT_SUBREAPER=\"sure\" is not a yes/no value",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_CLEANUP", "2 s")],
+        "DRAINIT_CLEANUP=\"2 s\" is not a duration",
+    );
+}

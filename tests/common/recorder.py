@@ -80,7 +80,10 @@ if role == "app":
         os.close(write)
         record(f"orphan pid={os.read(read, 32).decode()}")
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    record(f"ready pid={os.getpid()} pgid={os.getpgrp()} mask={len(mask)}")
+    tty = "none"
+    if os.isatty(0):
+        tty = "fg" if os.tcgetpgrp(0) == os.getpgrp() else "bg"
+    record(f"ready pid={os.getpid()} pgid={os.getpgrp()} mask={len(mask)} tty={tty}")
 else:
     record(f"ready pid={os.getpid()} pgid={os.getpgrp()}")
 
