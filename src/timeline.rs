@@ -329,7 +329,7 @@ impl Timeline {
         self.milestones.push("SIGTERM at +0s".to_string());
         let plan = &self.plan;
         let kill = format!(
-            "SIGKILL at +{} (grace {} − margin {}) if it is still running",
+            "SIGKILL at +{} (grace {} − margin {}) if anything is still running",
             Human(plan.kill_after()),
             Human(plan.grace),
             Human(plan.kill_margin)
@@ -339,7 +339,7 @@ impl Timeline {
             self.stop("stopping", now, actions);
         } else {
             let message = format!(
-                "SIGTERM: draining for {}, the app keeps serving; {} to it at +{}, {kill}",
+                "SIGTERM: draining for {} while the app keeps serving; {} to the app at +{}, {kill}",
                 Human(plan.drain),
                 plan.stop_signal,
                 Human(plan.drain),
@@ -740,8 +740,8 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "SIGTERM: draining for 5s, the app keeps serving; SIGTERM to it at +5s, \
-                 SIGKILL at +28s (grace 30s − margin 2s) if it is still running"
+                "SIGTERM: draining for 5s while the app keeps serving; SIGTERM to the app at +5s, \
+                 SIGKILL at +28s (grace 30s − margin 2s) if anything is still running"
             ]
         );
     }
