@@ -70,7 +70,8 @@ fn to_duration(nanos: u128) -> Option<Duration> {
     Some(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
-/// Shows a duration the way it is written: `1m30s`, `5s`, `500ms`, `1.25s`.
+/// Shows a duration the way it is written, exactly: `1m30s`, `5s`, `500ms`,
+/// `1.25s`. What it shows parses back to the same duration.
 pub struct Human(pub Duration);
 
 impl fmt::Display for Human {
@@ -92,8 +93,8 @@ impl fmt::Display for Human {
         } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
             write!(f, "{}ms", d.subsec_millis())
         } else {
-            let text = format!("{:.3}", d.as_secs_f64());
-            write!(f, "{}s", text.trim_end_matches('0').trim_end_matches('.'))
+            let fraction = format!("{:09}", d.subsec_nanos());
+            write!(f, "{}.{}s", d.as_secs(), fraction.trim_end_matches('0'))
         }
     }
 }
@@ -157,5 +158,9 @@ mod tests {
         assert_eq!(show("500ms"), "500ms");
         assert_eq!(show("1.25s"), "1.25s");
         assert_eq!(show("61.5s"), "61.5s");
+        assert_eq!(show("1.000000001s"), "1.000000001s");
+        assert_eq!(show("0.0000015s"), "0.0000015s");
+        let huge = Duration::new(u64::MAX, 500_000_000);
+        assert_eq!(parse(&Human(huge).to_string()), Some(huge));
     }
 }
