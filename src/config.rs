@@ -16,7 +16,7 @@ use log::LevelFilter;
 
 use crate::duration::{self, Human};
 use crate::signal::{Rewrite, Signal};
-use crate::timeline::Plan;
+use crate::timeline::{Adaptive, Plan};
 
 /// Kubernetes' default terminationGracePeriodSeconds.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -49,6 +49,15 @@ struct Cli {
     /// [default: 5s when KUBERNETES_SERVICE_HOST is set, else 0]
     #[arg(long, env = "DRAINIT_DRAIN", value_name = "DUR")]
     drain: Option<String>,
+
+    /// Adaptive drain: end the drain once the app's listening TCP sockets have
+    /// seen no new connection and no byte for this long (--drain stays the maximum)
+    #[arg(long, env = "DRAINIT_DRAIN_QUIET", value_name = "DUR")]
+    drain_quiet: Option<String>,
+
+    /// Adaptive drain: never end the drain before this [default: 0]
+    #[arg(long, env = "DRAINIT_DRAIN_MIN", value_name = "DUR")]
+    drain_min: Option<String>,
 
     /// Time the platform allows from SIGTERM to its own SIGKILL
     /// (terminationGracePeriodSeconds) [default: 30s]
@@ -175,6 +184,10 @@ pub enum Subreaper {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub drain: Setting<Duration>,
+    /// Adaptive drain: the quiet time that ends it (`--drain-quiet`), if set.
+    pub drain_quiet: Setting<Option<Duration>>,
+    /// Adaptive drain: its shortest length (`--drain-min`).
+    pub drain_min: Setting<Duration>,
     pub grace: Setting<Duration>,
     pub kill_margin: Setting<Duration>,
     pub stop_signal: Setting<Signal>,
@@ -241,6 +254,10 @@ impl Config {
         let m = &matches;
         let config = Config {
             drain: setting(m, "drain", default_drain, parse_duration)?,
+            drain_quiet: setting(m, "drain_quiet", default(None), |t| {
+                parse_duration(t).map(Some)
+            })?,
+            drain_min: setting(m, "drain_min", default(Duration::ZERO), parse_duration)?,
             grace: setting(m, "grace", default(DEFAULT_GRACE), parse_duration)?,
             kill_margin: setting(
                 m,
@@ -289,6 +306,45 @@ impl Config {
                 Human(kill_after)
             )));
         }
+        self.check_adaptive()
+    }
+
+    /// The adaptive drain needs a maximum, a quiet time, and a minimum within the maximum.
+    fn check_adaptive(&self) -> Result<(), ConfigError> {
+        let (drain, min) = (&self.drain, &self.drain_min);
+        let Some(quiet) = self.drain_quiet.value else {
+            if min.source != Source::Default {
+                return Err(ConfigError::Invalid(format!(
+                    "{} only applies to the adaptive drain: set --drain-quiet / DRAINIT_DRAIN_QUIET too",
+                    min.describe()
+                )));
+            }
+            return Ok(());
+        };
+        let quiet = Setting {
+            value: quiet,
+            source: self.drain_quiet.source.clone(),
+        };
+        if quiet.value.is_zero() {
+            return Err(ConfigError::Invalid(format!(
+                "the quiet time ({}) must be longer than 0: it is how long no traffic must be seen",
+                quiet.describe()
+            )));
+        }
+        if drain.value.is_zero() {
+            return Err(ConfigError::Invalid(format!(
+                "the adaptive drain ({}) needs a maximum: set --drain / DRAINIT_DRAIN (it is {})",
+                quiet.describe(),
+                drain.describe()
+            )));
+        }
+        if min.value > drain.value {
+            return Err(ConfigError::Invalid(format!(
+                "the shortest drain ({}) is longer than the longest ({})",
+                min.describe(),
+                drain.describe()
+            )));
+        }
         Ok(())
     }
 
@@ -296,6 +352,10 @@ impl Config {
     pub fn plan(&self, kill_everyone: bool) -> Plan {
         Plan {
             drain: self.drain.value,
+            adaptive: self.drain_quiet.value.map(|quiet| Adaptive {
+                min: self.drain_min.value,
+                quiet,
+            }),
             grace: self.grace.value,
             kill_margin: self.kill_margin.value,
             stop_signal: self.stop_signal.value,
@@ -403,6 +463,14 @@ impl Config {
         let _ = write!(out, "On SIGTERM: ");
         if self.drain.value.is_zero() {
             let _ = write!(out, "the app's {whom} gets {stop} at once (no drain)");
+        } else if let Some(quiet) = self.drain_quiet.value {
+            let _ = write!(
+                out,
+                "the app keeps serving until its TCP listeners have had no new connection and no \
+                 byte for {}, at least {} and at most {drain}; then its {whom} gets {stop}",
+                Human(quiet),
+                Human(self.drain_min.value)
+            );
         } else {
             let _ = write!(
                 out,
@@ -745,5 +813,45 @@ mod tests {
                 other => panic!("{args:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_adaptive_drain_is_checked() {
+        let config = parse_with(&["--drain", "20s", "--drain-quiet", "1s", "app"], &[]).unwrap();
+        let plan = config.plan(true);
+        assert_eq!(
+            plan.adaptive,
+            Some(Adaptive {
+                min: Duration::ZERO,
+                quiet: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(
+            error(&["--drain-min", "1s", "app"]),
+            "--drain-min=1s only applies to the adaptive drain: set --drain-quiet / \
+             DRAINIT_DRAIN_QUIET too"
+        );
+        assert_eq!(
+            error(&["--drain-quiet", "1s", "app"]),
+            "the adaptive drain (--drain-quiet=1s) needs a maximum: set --drain / DRAINIT_DRAIN \
+             (it is default 0s)"
+        );
+        assert_eq!(
+            error(&["--drain", "5s", "--drain-quiet", "0", "app"]),
+            "the quiet time (--drain-quiet=0s) must be longer than 0: it is how long no traffic \
+             must be seen"
+        );
+        assert_eq!(
+            error(&[
+                "--drain",
+                "5s",
+                "--drain-quiet",
+                "1s",
+                "--drain-min",
+                "6s",
+                "app"
+            ]),
+            "the shortest drain (--drain-min=6s) is longer than the longest (--drain=5s)"
+        );
     }
 }

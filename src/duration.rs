@@ -90,7 +90,7 @@ impl fmt::Display for Human {
                 write!(f, "0s")?;
             }
             Ok(())
-        } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+        } else if d < Duration::from_secs(1) && d.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ms", d.subsec_millis())
         } else {
             let fraction = format!("{:09}", d.subsec_nanos());

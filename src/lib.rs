@@ -11,8 +11,11 @@
 //!   forward, stop, kill and exit), tested on virtual time.
 //! - [`sys`] holds every system call and all the `unsafe` code, and decides
 //!   nothing.
+//! - [`activity`] measures the app's TCP traffic from the kernel, for the
+//!   adaptive drain (`--drain-quiet`).
 //! - [`logger`] writes `drainit: ` lines to stderr.
 
+pub mod activity;
 pub mod config;
 pub mod duration;
 pub mod logger;

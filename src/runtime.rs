@@ -2,12 +2,14 @@
 //! what happened into [`Event`]s, and carry out the timeline's [`Action`]s.
 //! It makes no decision about the shutdown; it only knows where signals go.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::time::Instant;
 
 use log::{debug, error, log, warn};
 
+use crate::activity::{self, Snapshot};
 use crate::config::{Config, Subreaper};
 use crate::exit_code;
 use crate::logger;
@@ -99,6 +101,7 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
 
 /// The event loop, until the timeline says to exit.
 fn serve(targets: Targets, signals: &SignalSet, timeline: &mut Timeline) -> io::Result<i32> {
+    let mut traffic = Traffic::default();
     loop {
         let timeout = timeline
             .next_deadline()
@@ -110,14 +113,44 @@ fn serve(targets: Targets, signals: &SignalSet, timeline: &mut Timeline) -> io::
             Some(signal) => Event::Signal(signal),
             None => Event::Timeout,
         };
-        for action in timeline.handle(event, Instant::now()) {
+        let mut actions = VecDeque::from(timeline.handle(event, Instant::now()));
+        while let Some(action) = actions.pop_front() {
             match action {
                 Action::Forward(signal) => targets.forward(signal),
                 Action::SignalAll(signal) => targets.signal_all(signal),
+                Action::Sample => {
+                    let event = Event::Activity(traffic.sample());
+                    actions.extend(timeline.handle(event, Instant::now()));
+                }
                 Action::Log(level, message) => log!(level, "{message}"),
                 Action::Exit(code) => return Ok(code),
             }
         }
+    }
+}
+
+/// The app's traffic as last sampled, to tell whether anything came in since.
+#[derive(Default)]
+struct Traffic {
+    last: Option<Snapshot>,
+}
+
+impl Traffic {
+    /// Whether the traffic changed since the last sample (never for the first).
+    fn sample(&mut self) -> Result<bool, String> {
+        let snapshot = activity::measure()?;
+        let changed = self.last.as_ref().is_some_and(|last| *last != snapshot);
+        debug!(
+            "traffic sample: {} connections to listening ports, {}",
+            snapshot.connections(),
+            if changed {
+                "traffic since the last sample"
+            } else {
+                "quiet"
+            }
+        );
+        self.last = Some(snapshot);
+        Ok(changed)
     }
 }
 

@@ -238,6 +238,89 @@ pub fn become_subreaper() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })
 }
 
+/// A sock_diag netlink socket, open only while a sample is taken: drainit
+/// holds no descriptor while idle. Closed when dropped.
+pub struct Netlink(std::os::fd::OwnedFd);
+
+impl Netlink {
+    pub fn sock_diag() -> io::Result<Netlink> {
+        const NETLINK_SOCK_DIAG: libc::c_int = 4;
+        // SAFETY: socket takes integers; a non-negative result is a new
+        // descriptor that nothing else owns.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                NETLINK_SOCK_DIAG,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        let netlink = Netlink(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+        // The kernel answers dumps at once; the timeout only guards the loop
+        // against a reply that never comes.
+        let timeout = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        // SAFETY: the option value points to a live timeval of the given size.
+        check(unsafe {
+            libc::setsockopt(
+                netlink.raw(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
+        Ok(netlink)
+    }
+
+    fn raw(&self) -> libc::c_int {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
+    /// Sends one request to the kernel.
+    pub fn send(&self, message: &[u8]) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr_nl with the family set addresses the kernel.
+        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: message and kernel are live for the call, with the lengths given.
+        let sent = unsafe {
+            libc::sendto(
+                self.raw(),
+                message.as_ptr().cast(),
+                message.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram of the reply into `buffer`; returns its length.
+    pub fn recv(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: buffer is live and writable for its whole length.
+            let len =
+                unsafe { libc::recv(self.raw(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+            if len >= 0 {
+                return Ok(len as usize);
+            }
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EINTR) {
+                return Err(error);
+            }
+        }
+    }
+}
+
 /// Whether drainit is the init of its PID namespace.
 pub fn is_pid1() -> bool {
     std::process::id() == 1

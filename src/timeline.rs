@@ -24,11 +24,25 @@ use crate::signal::{Rewrite, Signal};
 /// in the kernel or one drainit cannot see exit (not its child).
 pub const REAP_AFTER_KILL: Duration = Duration::from_secs(1);
 
+/// How often the adaptive drain looks at the traffic.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The adaptive drain: end it once the traffic has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adaptive {
+    /// Never end the drain before this.
+    pub min: Duration,
+    /// End it once no traffic was seen for this long.
+    pub quiet: Duration,
+}
+
 /// The shutdown the user configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// How long the app keeps serving after SIGTERM.
+    /// How long the app keeps serving after SIGTERM (the longest, with `adaptive`).
     pub drain: Duration,
+    /// End the drain early once the traffic stops, if set.
+    pub adaptive: Option<Adaptive>,
     /// The time the platform allows from SIGTERM to its own SIGKILL.
     pub grace: Duration,
     /// How long before the platform's SIGKILL drainit sends its own.
@@ -96,7 +110,7 @@ impl std::fmt::Display for ChildStatus {
 }
 
 /// Something the runtime saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// drainit received a signal (never SIGCHLD: the runtime turns that into reaping).
     Signal(Signal),
@@ -106,6 +120,9 @@ pub enum Event {
         app: Option<ChildStatus>,
         children_left: bool,
     },
+    /// The traffic sample asked for by [`Action::Sample`]: whether anything
+    /// came in since the previous one, or why traffic cannot be measured.
+    Activity(Result<bool, String>),
     /// The wait ended without a signal: a deadline may have come.
     Timeout,
 }
@@ -117,6 +134,8 @@ pub enum Action {
     Forward(Signal),
     /// Send this signal to the app's group and, when drainit is PID 1, to every other process.
     SignalAll(Signal),
+    /// Look at the app's traffic and report with [`Event::Activity`], at once.
+    Sample,
     /// Log a line for the user.
     Log(Level, String),
     /// Exit drainit with this code. Always the last action.
@@ -128,8 +147,9 @@ pub enum Action {
 enum Stage {
     /// No SIGTERM yet.
     Running,
-    /// SIGTERM seen; the app keeps serving until `t0 + drain`.
-    Draining,
+    /// SIGTERM seen; the app keeps serving until `t0 + drain`, or until the
+    /// traffic stops if the drain is adaptive and traffic can be measured.
+    Draining(Option<Sampling>),
     /// The app was told to stop; SIGKILL at `t0 + kill_after` if it lingers.
     Stopped,
     /// SIGKILL sent; waiting for the app to be reaped.
@@ -144,6 +164,17 @@ enum Stage {
     },
     /// drainit has decided to exit; nothing more happens.
     Exited,
+}
+
+/// What the adaptive drain has seen so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sampling {
+    /// When traffic was last seen (t0 at first).
+    last_active: Instant,
+    /// When to sample next.
+    next: Instant,
+    samples: u32,
+    active: u32,
 }
 
 /// The state machine. See the module documentation.
@@ -174,7 +205,10 @@ impl Timeline {
     /// call [`Timeline::handle`] no later than that.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.stage {
-            Stage::Draining => self.t0.map(|t0| t0 + self.plan.drain),
+            Stage::Draining(sampling) => {
+                let end = self.t0.map(|t0| t0 + self.plan.drain);
+                end.map(|end| sampling.map_or(end, |s| s.next.min(end)))
+            }
             Stage::Stopped => self.kill_at(),
             Stage::CleaningUp { kill_at, .. } => Some(kill_at),
             Stage::Reaping { give_up_at, .. } => Some(give_up_at),
@@ -194,6 +228,7 @@ impl Timeline {
             Event::Reaped { app, children_left } => {
                 self.on_reaped(app, children_left, now, &mut actions)
             }
+            Event::Activity(sample) => self.on_activity(sample, now, &mut actions),
             Event::Timeout => {}
         }
         actions
@@ -206,7 +241,27 @@ impl Timeline {
 
     fn on_deadline(&mut self, now: Instant, actions: &mut Vec<Action>) {
         match self.stage {
-            Stage::Draining => self.stop("drain over", now, actions),
+            Stage::Draining(sampling) => {
+                let end = self.t0.map_or(now, |t0| t0 + self.plan.drain);
+                if now >= end {
+                    let why = match sampling {
+                        Some(s) => format!(
+                            "drain reached its maximum of {}, traffic never stopped \
+                             ({} of {} samples saw some)",
+                            Human(self.plan.drain),
+                            s.active,
+                            s.samples
+                        ),
+                        None => "drain over".to_string(),
+                    };
+                    self.stop(&why, now, actions);
+                } else if let Some(mut sampling) = sampling {
+                    // The next sample is scheduled when the answer to this one comes.
+                    sampling.next = end;
+                    self.stage = Stage::Draining(Some(sampling));
+                    actions.push(Action::Sample);
+                }
+            }
             Stage::Stopped => {
                 let at = self.since(now);
                 let everyone = self.plan.everyone();
@@ -271,7 +326,7 @@ impl Timeline {
                 Level::Debug,
                 format!("{signal} not forwarded: everything is being killed"),
             ),
-            Stage::Draining if signal == Signal::INT => {
+            Stage::Draining(_) if signal == Signal::INT => {
                 let at = self.since(now);
                 self.milestones
                     .push(format!("SIGINT at {at} ended the drain"));
@@ -297,7 +352,7 @@ impl Timeline {
     fn on_sigterm(&mut self, now: Instant, actions: &mut Vec<Action>) {
         match self.stage {
             Stage::Running => self.start_drain(now, actions),
-            Stage::Draining => {
+            Stage::Draining(_) => {
                 self.milestones
                     .push(format!("second SIGTERM at {}", self.since(now)));
                 self.stop("second SIGTERM: drain cut short", now, actions);
@@ -337,6 +392,24 @@ impl Timeline {
         if plan.drain.is_zero() {
             log(actions, Level::Info, format!("SIGTERM: no drain; {kill}"));
             self.stop("stopping", now, actions);
+        } else if let Some(adaptive) = plan.adaptive {
+            let message = format!(
+                "SIGTERM: draining while the app keeps serving, until its TCP listeners have had \
+                 no traffic for {} (at least {}, at most {}); then {} to the app, {kill}",
+                Human(adaptive.quiet),
+                Human(adaptive.min),
+                Human(plan.drain),
+                plan.stop_signal,
+            );
+            log(actions, Level::Info, message);
+            // A first sample now: the baseline the next ones compare with.
+            self.stage = Stage::Draining(Some(Sampling {
+                last_active: now,
+                next: now + plan.drain,
+                samples: 0,
+                active: 0,
+            }));
+            actions.push(Action::Sample);
         } else {
             let message = format!(
                 "SIGTERM: draining for {} while the app keeps serving; {} to the app at +{}, {kill}",
@@ -345,8 +418,63 @@ impl Timeline {
                 Human(plan.drain),
             );
             log(actions, Level::Info, message);
-            self.stage = Stage::Draining;
+            self.stage = Stage::Draining(None);
         }
+    }
+
+    /// A traffic sample came back: end the drain if it has been quiet long
+    /// enough, else schedule the next sample.
+    fn on_activity(
+        &mut self,
+        sample: Result<bool, String>,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) {
+        let (Stage::Draining(Some(mut sampling)), Some(t0), Some(adaptive)) =
+            (self.stage, self.t0, self.plan.adaptive)
+        else {
+            return;
+        };
+        let active = match sample {
+            Ok(active) => active,
+            Err(why) => {
+                log(
+                    actions,
+                    Level::Warn,
+                    format!(
+                        "cannot measure the app's traffic ({why}): keeping the fixed drain of {}",
+                        Human(self.plan.drain)
+                    ),
+                );
+                self.stage = Stage::Draining(None);
+                return;
+            }
+        };
+        // The baseline sample at t0 compares with nothing.
+        if now > t0 {
+            sampling.samples += 1;
+            if active {
+                sampling.active += 1;
+                sampling.last_active = now;
+            }
+        }
+        let quiet_end = (t0 + adaptive.min).max(sampling.last_active + adaptive.quiet);
+        if now >= quiet_end {
+            let why = format!(
+                "drain over after {}: no new connection and no byte received for {} \
+                 ({} of {} samples saw traffic, the last at {})",
+                self.since(now),
+                Human(adaptive.quiet),
+                sampling.active,
+                sampling.samples,
+                self.since(sampling.last_active)
+            );
+            return self.stop(&why, now, actions);
+        }
+        sampling.next = (now + SAMPLE_INTERVAL)
+            .min(quiet_end)
+            .min(t0 + self.plan.drain);
+        self.stage = Stage::Draining(Some(sampling));
     }
 
     /// Sends the stop signal: the drain is over.
@@ -478,6 +606,7 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             drain: secs(5.0),
+            adaptive: None,
             grace: secs(30.0),
             kill_margin: secs(2.0),
             stop_signal: Signal::TERM,
@@ -941,5 +1070,102 @@ mod tests {
             lines[0].starts_with("exit 0 (143 counts as success): "),
             "{lines:?}"
         );
+    }
+
+    fn adaptive(min: f64, quiet: f64) -> Plan {
+        Plan {
+            drain: secs(20.0),
+            adaptive: Some(Adaptive {
+                min: secs(min),
+                quiet: secs(quiet),
+            }),
+            ..plan()
+        }
+    }
+
+    /// Answers every `Sample` with `active(now)` until `until`, as the runtime
+    /// does, and returns the instant the stop signal went out.
+    fn sample_until_stopped(
+        clock: &mut Clock,
+        active: impl Fn(f64) -> Result<bool, String>,
+        until: f64,
+    ) -> Option<f64> {
+        let mut pending = clock.handle(signal(Signal::TERM), 0.0);
+        assert_eq!(pending, vec![Action::Sample]);
+        let mut now = 0.0;
+        let t = |clock: &Clock, at: Instant| (at - clock.start).as_secs_f64();
+        loop {
+            for action in std::mem::take(&mut pending) {
+                match action {
+                    Action::Sample => {
+                        let event = Event::Activity(active(now));
+                        pending.extend(clock.handle(event, now));
+                    }
+                    Forward(s) if s == Signal::TERM => return Some(now),
+                    _ => {}
+                }
+            }
+            if !pending.is_empty() {
+                continue;
+            }
+            let deadline = clock.deadline()?;
+            now = t(clock, deadline);
+            if now > until {
+                return None;
+            }
+            pending.extend(clock.handle(Timeout, now));
+        }
+    }
+
+    #[test]
+    fn adaptive_drain_ends_after_min_when_there_is_no_traffic() {
+        let mut clock = Clock::new(adaptive(1.0, 0.5));
+        let stop = sample_until_stopped(&mut clock, |_| Ok(false), 30.0);
+        assert_eq!(stop, Some(1.0));
+    }
+
+    #[test]
+    fn adaptive_drain_ends_a_quiet_time_after_the_traffic_stops() {
+        let mut clock = Clock::new(adaptive(1.0, 1.0));
+        // Traffic until +3s: the first quiet sample is at +3.1s, the stop 1s
+        // after the last active one.
+        let stop = sample_until_stopped(&mut clock, |now| Ok(now <= 3.0), 30.0).unwrap();
+        assert!((4.0..4.11).contains(&stop), "stopped at {stop}");
+    }
+
+    #[test]
+    fn adaptive_drain_lasts_the_maximum_if_the_traffic_never_stops() {
+        let mut clock = Clock::new(adaptive(1.0, 1.0));
+        let stop = sample_until_stopped(&mut clock, |_| Ok(true), 30.0);
+        assert_eq!(stop, Some(20.0));
+    }
+
+    #[test]
+    fn adaptive_drain_falls_back_to_the_fixed_drain_when_traffic_cannot_be_read() {
+        let mut clock = Clock::new(adaptive(1.0, 1.0));
+        clock.handle(signal(Signal::TERM), 0.0);
+        let lines = clock.logs(Event::Activity(Err("no netlink".into())), 0.0);
+        assert!(
+            lines[0].contains("cannot measure the app's traffic (no netlink)"),
+            "{lines:?}"
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(20.0)));
+        assert_eq!(clock.handle(Timeout, 20.0), vec![Forward(Signal::TERM)]);
+    }
+
+    #[test]
+    fn adaptive_drain_samples_only_while_draining() {
+        let mut clock = Clock::new(adaptive(1.0, 1.0));
+        assert_eq!(clock.deadline(), None);
+        clock.handle(signal(Signal::TERM), 0.0);
+        assert_eq!(clock.handle(Event::Activity(Ok(false)), 0.0), vec![]);
+        assert_eq!(clock.deadline(), Some(clock.at(0.1)));
+        // A second SIGTERM ends it, and sampling with it.
+        assert_eq!(
+            clock.handle(signal(Signal::TERM), 0.05),
+            vec![Forward(Signal::TERM)]
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(28.0)));
+        assert_eq!(clock.handle(Event::Activity(Ok(true)), 0.1), vec![]);
     }
 }

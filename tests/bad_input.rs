@@ -192,3 +192,22 @@ fn issue_4_options_refuse_bad_values() {
         "DRAINIT_CLEANUP=\"2 s\" is not a duration",
     );
 }
+
+#[test]
+fn adaptive_drain_options_refuse_bad_values() {
+    refused(
+        &[],
+        &[("DRAINIT_DRAIN_QUIET", "soon")],
+        "DRAINIT_DRAIN_QUIET=\"soon\" is not a duration",
+    );
+    refused(
+        &["--drain-min", "1s"],
+        &[],
+        "--drain-min=1s only applies to the adaptive drain",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_DRAIN_QUIET", "1s")],
+        "the adaptive drain (DRAINIT_DRAIN_QUIET=1s) needs a maximum",
+    );
+}

@@ -46,6 +46,7 @@ fn plan() -> impl Strategy<Value = Plan> {
             let ms = Duration::from_millis;
             Plan {
                 drain: ms(drain),
+                adaptive: None,
                 grace: ms(drain + room + margin),
                 kill_margin: ms(margin),
                 // Never sent as an event, so every QUIT forwarded is the stop signal.

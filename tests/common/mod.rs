@@ -82,6 +82,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Run as PID 1 of a new PID namespace (the default), or as a plain process.
     pub pid1: bool,
+    /// Also in a network namespace of its own (only loopback, down until the app brings it up).
+    pub own_network: bool,
 }
 
 impl Launch {
@@ -91,7 +93,13 @@ impl Launch {
             args: options.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
             pid1: true,
+            own_network: false,
         }
+    }
+
+    pub fn own_network(mut self) -> Launch {
+        self.own_network = true;
+        self
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Launch {
@@ -129,7 +137,11 @@ impl Launch {
         let stderr = fs::File::create(scratch.path("stderr")).unwrap();
         let mut cmd = if self.pid1 {
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", DRAINIT]);
+            c.args(["--pid", "--fork", "--mount-proc"]);
+            if self.own_network {
+                c.arg("--net");
+            }
+            c.arg(DRAINIT);
             c
         } else {
             Command::new(DRAINIT)
@@ -242,6 +254,15 @@ impl Run {
         let rc = unsafe { libc::kill(self.drainit_pid, signal) };
         assert_eq!(rc, 0, "kill({}, {signal}) failed", self.drainit_pid);
         at
+    }
+
+    /// A command that runs `program` in drainit's network namespace.
+    pub fn in_network(&self, program: &str) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/proc/{}/ns/net", self.drainit_pid))
+            .arg(program);
+        command
     }
 
     /// Everything the recorder has logged so far.
