@@ -16,6 +16,7 @@ import ctypes
 import json
 import os
 import platform
+import random
 import select
 import shlex
 import shutil
@@ -29,10 +30,10 @@ import time
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 
 # How much to repeat (BENCH_QUICK=1: a fast smoke run, not for figures).
-STARTUP_ROUNDS, STARTUP_RUNS, STARTUP_WARMUP = (1, 100, 10) if QUICK else (3, 500, 50)
+STARTUP_ROUNDS, STARTUP_RUNS, STARTUP_WARMUP = (1, 100, 10) if QUICK else (10, 150, 20)
 MEMORY_LAUNCHES = 1 if QUICK else 3
 IDLE_SECONDS = 2 if QUICK else 10
-SIGNAL_ROUNDS, SIGNALS_PER_ROUND, SIGNAL_GAP_US = (1, 200, 300) if QUICK else (3, 1000, 300)
+SIGNAL_ROUNDS, SIGNALS_PER_ROUND, SIGNAL_GAP_US = (1, 200, 300) if QUICK else (6, 500, 300)
 ORPHANS = 5000
 REAP_REPS = 2 if QUICK else 10
 DEADLINE_RUNS = int(os.environ.get("BENCH_DEADLINE_RUNS", "3" if QUICK else "20"))
@@ -129,14 +130,19 @@ class Namespace:
         return code
 
     def close(self):
-        # SIGKILL to PID 1 of a namespace kills every process in it.
+        # SIGKILL to PID 1 of a namespace kills every process in it; unshare
+        # then reaps it and exits (killing unshare first would leave the init
+        # as a zombie of the host's PID 1).
         if self.proc.poll() is None:
             if getattr(self, "pid", None):
                 try:
                     os.kill(self.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.proc.wait()
         if self in _live:
             _live.remove(self)
@@ -173,11 +179,23 @@ def median(values):
 
 
 def half_range(values):
-    """The spread reported: (max - min) / 2 of the per-round values."""
+    """The spread reported: half the interquartile range of the per-round
+    values (robust to the odd round disturbed by other work)."""
     values = [v for v in values if v is not None]
     if len(values) < 2:
         return None
-    return (max(values) - min(values)) / 2
+    return (quantile(values, 0.75) - quantile(values, 0.25)) / 2
+
+
+# Rounds visit the inits in a shuffled order, so that none is always measured
+# just after the same other one; seeded, so that runs are comparable.
+_order = random.Random(1)
+
+
+def shuffled(items):
+    items = list(items)
+    _order.shuffle(items)
+    return items
 
 
 # --- the metrics ------------------------------------------------------------
@@ -208,23 +226,32 @@ def measure_size(inits, res):
 def measure_startup(inits, build, res):
     """hyperfine -N: `INIT -- /bin/true` against `/bin/true`, plain processes
     (not PID 1: each init runs as it would outside a container)."""
-    commands = ["/bin/true"] + [
-        " ".join(shlex.quote(a) for a in [i.path, *i.args, "--", "/bin/true"])
-        for i in inits]
     per_round = {i.name: [] for i in inits}
+    per_round_median = {i.name: [] for i in inits}
     for r in range(STARTUP_ROUNDS):
+        order = shuffled(inits)
+        commands = ["/bin/true"] + [
+            " ".join(shlex.quote(a) for a in [i.path, *i.args, "--", "/bin/true"])
+            for i in order]
         out = os.path.join(build, f"hyperfine-{r}.json")
-        subprocess.run(
+        run = subprocess.run(
             ["hyperfine", "-N", "--style", "none", "--warmup", str(STARTUP_WARMUP),
              "--runs", str(STARTUP_RUNS), "--export-json", out, *commands],
-            env=CLEAN_ENV, check=True, stdout=subprocess.DEVNULL)
+            env=CLEAN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if run.returncode != 0:  # (its warnings about outliers are not shown)
+            raise RuntimeError(f"hyperfine failed: {run.stderr.strip()}")
         with open(out) as f:
-            means = [x["mean"] for x in json.load(f)["results"]]
-        for init, mean in zip(inits, means[1:]):
+            results = json.load(f)["results"]
+        means = [x["mean"] for x in results]
+        medians = [x["median"] for x in results]
+        for init, mean, med in zip(order, means[1:], medians[1:]):
             per_round[init.name].append((mean - means[0]) * 1e6)
+            per_round_median[init.name].append((med - medians[0]) * 1e6)
     for init in inits:
         v = per_round[init.name]
         res.put(init.name, "startup_overhead", median(v), "us", half_range(v))
+        v = per_round_median[init.name]
+        res.put(init.name, "startup_overhead_median", median(v), "us", half_range(v))
 
 
 def memory_of(pid):
@@ -252,7 +279,7 @@ def measure_memory(inits, res):
     sleep = os.path.realpath("/bin/sleep")
     samples = {i.name: [] for i in inits}
     for _ in range(MEMORY_LAUNCHES):
-        for init in inits:
+        for init in shuffled(inits):
             ns = Namespace(init, ["/bin/sleep", "1000"])
             try:
                 wait_for_child_exec(ns.pid, sleep)
@@ -295,7 +322,7 @@ def measure_signals(inits, build, tmp, res):
     pooled = {i.name: [] for i in inits}
     rounds = {i.name: [] for i in inits}
     for r in range(SIGNAL_ROUNDS):
-        for init in inits:
+        for init in shuffled(inits):
             fifo = os.path.join(tmp, f"sig-{init.name}-{r}.fifo")
             os.mkfifo(fifo)
             ns = Namespace(init, [stamp, fifo])
@@ -320,34 +347,89 @@ def measure_signals(inits, build, tmp, res):
                 half_range(p99s))
 
 
+def reap_burst(init, orphans, tmp, tag):
+    """Burst mode of orphans.c: the init reaps while the orphans exit.
+    Returns ms from the release to the last reap."""
+    out = os.path.join(tmp, f"reap-{tag}.txt")
+    ns = Namespace(init, [orphans, str(ORPHANS), out])
+    try:
+        code = ns.wait(60)
+    finally:
+        ns.close()
+    released, _exited, reaped, _cpu, zombies = read_orphans(out, init, code)
+    return (reaped - released) / 1e6
+
+
+def reap_stopped(init, orphans, tmp, tag):
+    """Stopped-init mode of orphans.c: the init is stopped while the orphans
+    exit, then continued. Returns (ms from SIGCONT to the last reap, ms of CPU
+    the init used for it)."""
+    out = os.path.join(tmp, f"ready-{tag}.txt")
+    ack_path, ctl_path = (os.path.join(tmp, f"{x}-{tag}.fifo") for x in ("ack", "ctl"))
+    os.mkfifo(ack_path)
+    os.mkfifo(ctl_path)
+    # O_RDWR: the opens do not wait for the other end.
+    ack = os.open(ack_path, os.O_RDWR)
+    ctl = os.open(ctl_path, os.O_RDWR)
+    ns = None
+    try:
+        ns = Namespace(init, [orphans, str(ORPHANS), out, ack_path, ctl_path])
+
+        def hear(expected):
+            ready, _, _ = select.select([ack], [], [], 30)
+            if not ready or os.read(ack, 1) != expected:
+                raise RuntimeError(f"the orphan helper under {init.name} did not say {expected}")
+
+        hear(b"R")
+        os.kill(ns.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while (stat_of(ns.pid) or ("?",))[0] != "T":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{init.name} did not stop")
+            time.sleep(0.0005)
+        os.write(ctl, b"g")
+        hear(b"Z")
+        t0 = time.monotonic_ns()
+        os.kill(ns.pid, signal.SIGCONT)
+        code = ns.wait(60)
+    finally:
+        if ns:
+            ns.close()
+        os.close(ack)
+        os.close(ctl)
+        os.unlink(ack_path)
+        os.unlink(ctl_path)
+    _released, _exited, reaped, cpu, _zombies = read_orphans(out, init, code)
+    return (reaped - t0) / 1e6, (cpu / 1e6 if cpu >= 0 else None)
+
+
+def read_orphans(out, init, code):
+    if code != 0 or not os.path.exists(out):
+        raise RuntimeError(f"the orphan helper under {init.name} failed (exit {code})")
+    with open(out) as f:
+        values = [int(x) for x in f.read().split()]
+    if values[4] != 0:
+        raise RuntimeError(f"{values[4]} zombies left under {init.name}")
+    return values
+
+
 def measure_reaping(inits, build, tmp, res):
-    """A burst of ORPHANS orphans exiting at once under each init (and the
-    bare waitpid loop); see orphans.c for what is timed."""
+    """ORPHANS orphans exiting at once under each init and under the bare
+    waitpid loop, in two ways; see orphans.c."""
     orphans = os.path.join(build, "orphans")
-    runs = {i.name: [] for i in inits}
+    burst = {i.name: [] for i in inits}
+    stopped = {i.name: [] for i in inits}
     for rep in range(REAP_REPS):
-        for init in inits:
-            out = os.path.join(tmp, f"reap-{init.name}-{rep}.txt")
-            ns = Namespace(init, [orphans, str(ORPHANS), out])
-            try:
-                code = ns.wait(60)
-            finally:
-                ns.close()
-            if code != 0 or not os.path.exists(out):
-                raise RuntimeError(f"the orphan burst under {init.name} failed (exit {code})")
-            with open(out) as f:
-                reap, exited, cpu, zombies = (int(x) for x in f.read().split())
-            if zombies != 0:
-                raise RuntimeError(f"{zombies} zombies left under {init.name}")
-            runs[init.name].append((reap / 1e6, (reap - exited) / 1e6,
-                                    cpu / 1e6 if cpu >= 0 else None))
+        for init in shuffled(inits):
+            burst[init.name].append(reap_burst(init, orphans, tmp, f"{init.name}-{rep}"))
+            stopped[init.name].append(reap_stopped(init, orphans, tmp, f"{init.name}-{rep}"))
     for init in inits:
-        total = [x[0] for x in runs[init.name]]
-        tail = [x[1] for x in runs[init.name]]
-        cpu = [x[2] for x in runs[init.name] if x[2] is not None]
-        res.put(init.name, "reap_burst", median(total), "ms", half_range(total))
-        res.put(init.name, "reap_tail", median(tail), "ms", half_range(tail))
-        res.put(init.name, "reap_init_cpu", median(cpu), "ms", half_range(cpu))
+        wall = burst[init.name]
+        res.put(init.name, "reap_burst", median(wall), "ms", half_range(wall))
+        wall = [x[0] for x in stopped[init.name]]
+        cpu = [x[1] for x in stopped[init.name] if x[1] is not None]
+        res.put(init.name, "reap_ready", median(wall), "ms", half_range(wall))
+        res.put(init.name, "reap_ready_cpu", median(cpu), "ms", half_range(cpu))
 
 
 def read_records(fd, buf, timeout):
@@ -432,15 +514,18 @@ METRICS = [
     ("static", "statically linked", None, None),
     ("startup_overhead", "startup overhead, mean (`INIT -- /bin/true` − `/bin/true`)", 1,
      ("best", 1.0)),
+    ("startup_overhead_median", "… the same from hyperfine's medians (less sensitive to load)", 1,
+     None),
     ("rss", "RSS as PID 1, child sleeping", 0, ("ref", "catatonit", 1.0)),
     ("pss", "PSS as PID 1, child sleeping", 0, None),
     ("idle_wakeups", "idle wake-ups (voluntary + involuntary switches)", 0, ("zero",)),
     ("signal_latency_p50", "signal forwarding latency p50", 1, ("best", 1.0)),
     ("signal_latency_p99", "signal forwarding latency p99", 1, None),
-    ("reap_burst", f"reap {ORPHANS} orphans: release → no zombie left", 1,
+    ("reap_burst", f"reap a burst of {ORPHANS} orphans: release → no zombie left", 1,
      ("ref", BASELINE, 1.1)),
-    ("reap_tail", "… of which after the last orphan exited", 2, None),
-    ("reap_init_cpu", "… CPU time used by PID 1", 1, ("ref", BASELINE, 1.1)),
+    ("reap_ready", f"reap {ORPHANS} zombies at once (init stopped while they exit): "
+     "SIGCONT → none left", 2, None),
+    ("reap_ready_cpu", "… CPU time PID 1 used for it (schedstat)", 2, ("ref", BASELINE, 1.1)),
     ("deadline_stop_error_p50", f"stop signal vs planned +{DRAIN}s: error p50", 2, ("max", 2.0)),
     ("deadline_stop_error_max", "stop signal: error max", 2, ("max", 20.0)),
     ("deadline_kill_error_p50", f"SIGKILL vs planned +{GRACE - KILL_MARGIN}s: error p50", 2,
@@ -533,8 +618,22 @@ def report(inits, res, meta, notes):
     return "\n".join(lines) + "\n", json_rows
 
 
+def cpu_ticks():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+
+def busy_percent(seconds=1.0):
+    """How busy the CPUs are (all processes), over `seconds`."""
+    total0, idle0 = cpu_ticks()
+    time.sleep(seconds)
+    total1, idle1 = cpu_ticks()
+    return 100.0 * (1 - (idle1 - idle0) / max(1, total1 - total0))
+
+
 def machine_line():
-    load = open("/proc/loadavg").read().split()[:3]
+    busy = busy_percent()
     versions = []
     for tool in (["tini", "--version"], ["dumb-init", "--version"], ["hyperfine", "--version"]):
         try:
@@ -542,8 +641,10 @@ def machine_line():
             versions.append((p.stdout + p.stderr).strip().splitlines()[0])
         except OSError:
             pass
-    return (f"Linux {platform.release()}, {os.cpu_count()} CPUs, load average "
-            f"{' '.join(load)} at the start; " + "; ".join(versions) + ".")
+    nice = os.nice(0)
+    return (f"Linux {platform.release()}, {os.cpu_count()} CPUs, {busy:.0f}% busy in the second "
+            f"before the run (other processes); bench at nice {nice}; "
+            + "; ".join(versions) + ".")
 
 
 def main():
@@ -586,23 +687,25 @@ def main():
         close_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    load_end = " ".join(open("/proc/loadavg").read().split()[:3])
     notes = [
         f"Each init ran as PID 1 of its own PID namespace with `PATH` as its only environment "
         f"variable and default options, except for the startup overhead: hyperfine -N, "
         f"{STARTUP_ROUNDS} rounds × {STARTUP_RUNS} runs, plain processes (not PID 1; tini then "
         f"prints its warning, drainit and catatonit become subreapers).",
-        f"± is half the range of the per-round values: startup {STARTUP_ROUNDS} rounds, memory "
+        f"± is half the interquartile range of the per-round values, rounds visiting the inits in "
+        f"shuffled order: startup {STARTUP_ROUNDS} rounds, memory "
         f"{MEMORY_LAUNCHES} launches, signals {SIGNAL_ROUNDS} rounds × {SIGNALS_PER_ROUND} "
         f"(p50/p99 pooled over {SIGNAL_ROUNDS * SIGNALS_PER_ROUND}, {SIGNAL_GAP_US} µs between a "
-        f"signal's ack and the next), reaping {REAP_REPS} bursts (medians shown).",
+        f"signal's ack and the next), reaping {REAP_REPS} runs of each kind. Values are medians of "
+        f"the per-round values (signal percentiles: of the pooled samples).",
         f"Idle: {IDLE_SECONDS} s window, all inits side by side. Reaping: orphans made with "
         f"clone(CLONE_VM) so that exiting is cheap; \"release\" is the close of the pipe they "
         f"block on; `{BASELINE}` is bench/minit.c, a bare blocking waitpid(-1) loop.",
         f"Deadlines (drainit only): `--drain 500ms --grace 2.5s --kill-margin 1s`, "
         f"{DEADLINE_RUNS} runs; error = |actual − planned| from just before kill(SIGTERM); the "
         f"stop signal is timed by the app's handler, the SIGKILL by the EOF of the app's FIFO.",
-        f"Load average at the end: {load_end}. Ratios compare inits of this run only.",
+        "Ratios compare inits of this run only: on a busy machine the absolute figures move "
+        "from run to run.",
     ]
     if deadline_errs:
         stop, kill = deadline_errs
