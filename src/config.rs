@@ -543,8 +543,17 @@ fn invalid(source: &Source, text: &str, why: &str) -> ConfigError {
     ConfigError::Invalid(format!("{name}={text:?} {why}"))
 }
 
+/// The longest duration accepted: far beyond any real grace period, and
+/// short enough that every instant of the timeline stays representable.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration::parse(text).ok_or_else(|| format!("is not a duration ({})", duration::EXPECTED))
+    let value = duration::parse(text)
+        .ok_or_else(|| format!("is not a duration ({})", duration::EXPECTED))?;
+    if value > LONGEST {
+        return Err(format!("is too long (expected at most {})", Human(LONGEST)));
+    }
+    Ok(value)
 }
 
 fn parse_signal(text: &str) -> Result<Signal, String> {
@@ -813,6 +822,15 @@ mod tests {
                 other => panic!("{args:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_refused() {
+        assert_eq!(
+            error(&["--grace", "8761h", "app"]),
+            "--grace=\"8761h\" is too long (expected at most 8760h)"
+        );
+        assert!(parse_with(&["--grace", "8760h", "--drain", "8000h", "app"], &[]).is_ok());
     }
 
     #[test]

@@ -1168,4 +1168,23 @@ mod tests {
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
         assert_eq!(clock.handle(Event::Activity(Ok(true)), 0.1), vec![]);
     }
+
+    #[test]
+    fn the_longest_durations_config_allows_stay_representable() {
+        let year = secs(365.0 * 24.0 * 3600.0);
+        let mut clock = Clock::new(Plan {
+            drain: year - secs(2.0),
+            grace: year,
+            cleanup: year,
+            adaptive: Some(Adaptive {
+                min: year - secs(2.0),
+                quiet: year,
+            }),
+            ..plan()
+        });
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(Event::Activity(Ok(false)), 0.0);
+        clock.handle(exited_leaving_others(ChildStatus::Exited(0)), 1.0);
+        assert!(clock.deadline().is_some());
+    }
 }
