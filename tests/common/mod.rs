@@ -347,6 +347,11 @@ impl Drop for Run {
     /// A failed test must not leave drainit and its app behind.
     fn drop(&mut self) {
         if self.status.is_none() {
+            // Not as PID 1, the app would outlive drainit: kill its group first.
+            for child in children(self.drainit_pid) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(-child, libc::SIGKILL) };
+            }
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(self.drainit_pid, libc::SIGKILL) };
             let _ = self.child.kill();
