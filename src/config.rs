@@ -1,19 +1,18 @@
 //! From flags and `DRAINIT_*` environment variables to one checked [`Config`].
 //!
-//! Two steps, as in ripgrep: clap reads raw strings (each flag also reads its
-//! environment variable), then this module parses and checks them, knowing
-//! where each value came from, so that an error names exactly what the user
-//! wrote and `--check` can say why each value is what it is. Nothing starts
-//! on bad input.
+//! Two steps, as in ripgrep: [`crate::cli`] reads raw strings (each flag also
+//! reads its environment variable), then this module parses and checks them,
+//! knowing where each value came from, so that an error names exactly what the
+//! user wrote and `--check` can say why each value is what it is. Nothing
+//! starts on bad input.
 
 use std::ffi::OsString;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, CommandFactory, Parser};
 use log::LevelFilter;
 
+use crate::cli::{self, Origin, Parsed, Raw};
 use crate::duration::{self, Human};
 use crate::signal::{Rewrite, Signal};
 use crate::timeline::{Adaptive, Plan};
@@ -28,107 +27,6 @@ const KUBERNETES_DRAIN: Duration = Duration::from_secs(5);
 /// Set in every Kubernetes container.
 const KUBERNETES_ENV: &str = "KUBERNETES_SERVICE_HOST";
 
-/// The command line. Values stay strings here; [`Config::parse`] checks them,
-/// so that errors name the flag or the variable the value came from.
-#[derive(Parser, Debug)]
-#[command(
-    name = "drainit",
-    version,
-    override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...\n       drainit --check [OPTIONS] [--] [COMMAND [ARGS]...]",
-    about = "A container init that drains before it stops the app.",
-    long_about = "A container init (PID 1) that runs COMMAND in its own process group, reaps \
-                  zombies and forwards signals. On SIGTERM it lets the app keep serving for the \
-                  drain, then sends the stop signal to the whole group, and SIGKILLs what is left \
-                  before the platform's deadline (grace − kill margin).",
-    after_help = "Durations: 15 (seconds), 15s, 500ms, 1m30s, 0. Signals: TERM, SIGTERM, sigterm, 15.\n\
-                  Exit codes: the app's; 128+N if it died of signal N; 2 bad usage or configuration; \
-                  126 COMMAND not executable; 127 COMMAND not found; 1 other failure of drainit."
-)]
-struct Cli {
-    /// How long the app keeps serving after SIGTERM before it gets the stop signal
-    /// [default: 5s when KUBERNETES_SERVICE_HOST is set, else 0]
-    #[arg(long, env = "DRAINIT_DRAIN", value_name = "DUR")]
-    drain: Option<String>,
-
-    /// Adaptive drain: end the drain once the app's listening TCP sockets have
-    /// seen no new connection and no byte for this long (--drain stays the maximum)
-    #[arg(long, env = "DRAINIT_DRAIN_QUIET", value_name = "DUR")]
-    drain_quiet: Option<String>,
-
-    /// Adaptive drain: never end the drain before this [default: 0]
-    #[arg(long, env = "DRAINIT_DRAIN_MIN", value_name = "DUR")]
-    drain_min: Option<String>,
-
-    /// Time the platform allows from SIGTERM to its own SIGKILL
-    /// (terminationGracePeriodSeconds) [default: 30s]
-    #[arg(long, env = "DRAINIT_GRACE", value_name = "DUR")]
-    grace: Option<String>,
-
-    /// drainit sends SIGKILL at grace − margin, before the platform does [default: 2s]
-    #[arg(long, env = "DRAINIT_KILL_MARGIN", value_name = "DUR")]
-    kill_margin: Option<String>,
-
-    /// Signal the app gets when the drain ends (QUIT for nginx, INT for postgres)
-    /// [default: TERM]
-    #[arg(long, env = "DRAINIT_STOP_SIGNAL", value_name = "SIG")]
-    stop_signal: Option<String>,
-
-    /// After the app exits, how long processes it left get to stop before SIGKILL
-    /// [default: 2s, and never past the SIGKILL deadline]
-    #[arg(long, env = "DRAINIT_CLEANUP", value_name = "DUR")]
-    cleanup: Option<String>,
-
-    /// Forward signal FROM as TO (TO 0: do not forward FROM); repeatable, or a
-    /// comma-separated list in the variable
-    #[arg(long, env = "DRAINIT_REWRITE", value_name = "FROM:TO", value_delimiter = ',', action = ArgAction::Append)]
-    rewrite: Vec<String>,
-
-    /// Forward signals to the app's main process only, not its process group
-    #[arg(long, env = "DRAINIT_NO_GROUP", action = ArgAction::SetTrue)]
-    no_group: String,
-
-    /// Exit code of the app that counts as success: drainit exits 0 instead
-    /// (e.g. 143 after SIGTERM); repeatable, or a comma-separated list
-    #[arg(long, env = "DRAINIT_SUCCESS_EXIT", value_name = "CODE", value_delimiter = ',', action = ArgAction::Append)]
-    success_exit: Vec<String>,
-
-    /// Signal the app gets if drainit dies (useful when drainit is not PID 1)
-    #[arg(long, env = "DRAINIT_PDEATHSIG", value_name = "SIG")]
-    pdeathsig: Option<String>,
-
-    /// Become a child subreaper even as PID 1 (default: only when not PID 1)
-    #[arg(long, env = "DRAINIT_SUBREAPER", action = ArgAction::SetTrue)]
-    subreaper: String,
-
-    /// Never become a child subreaper (same as DRAINIT_SUBREAPER=0)
-    #[arg(long, action = ArgAction::SetTrue)]
-    no_subreaper: bool,
-
-    /// Log level: off, error, warn, info, debug, trace [default: info]
-    #[arg(long, env = "DRAINIT_LOG", value_name = "LEVEL")]
-    log: Option<String>,
-
-    /// More log lines (-v debug, -vv trace)
-    #[arg(short, action = ArgAction::Count)]
-    verbose: u8,
-
-    /// Fewer log lines (-q warnings and errors only, -qq errors only)
-    #[arg(short, action = ArgAction::Count)]
-    quiet: u8,
-
-    /// Print the configuration and the planned timeline, and exit without running anything
-    #[arg(long)]
-    check: bool,
-
-    /// The app to run, with its arguments
-    #[arg(
-        required_unless_present = "check",
-        trailing_var_arg = true,
-        value_name = "COMMAND"
-    )]
-    command: Vec<OsString>,
-}
-
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -139,6 +37,15 @@ pub enum Source {
     Env(String),
     /// A command-line flag such as `--drain`.
     Flag(String),
+}
+
+impl From<&Origin> for Source {
+    fn from(origin: &Origin) -> Source {
+        match origin {
+            Origin::Flag(flag) => Source::Flag(flag.clone()),
+            Origin::Env(name) => Source::Env(name.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for Source {
@@ -205,44 +112,43 @@ pub struct Config {
     pub command: Vec<OsString>,
 }
 
-/// Why the configuration was refused.
-#[derive(Debug)]
-pub enum ConfigError {
-    /// A usage error, `--help` or `--version`: clap prints it and picks the exit code.
-    Usage(clap::Error),
-    /// A value that does not parse or a combination that cannot work.
-    Invalid(String),
-}
+/// Why the configuration was refused: one line for the user, naming the
+/// flag or variable, the value, and what was expected.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Usage(error) => write!(f, "{error}"),
-            ConfigError::Invalid(message) => write!(f, "{message}"),
-        }
+        f.write_str(&self.0)
     }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// Run the app (or, with `--check`, describe the plan).
+    Run(Box<Config>),
+    Help,
+    Version,
 }
 
 impl Config {
     /// Reads the process's own arguments and environment.
-    pub fn from_process() -> Result<Config, ConfigError> {
+    pub fn from_process() -> Result<Request, ConfigError> {
         let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-        Config::parse(std::env::args_os(), &vars)
+        Config::parse(std::env::args_os().skip(1), &vars)
     }
 
-    /// Parses `args` (with the program name first). clap reads the
-    /// `DRAINIT_*` variables of the process itself; `vars` serves what clap
-    /// does not do: Kubernetes detection and refusing unknown `DRAINIT_*` names.
+    /// Parses `args` (without the program name) and the variables `vars`.
     pub fn parse(
         args: impl IntoIterator<Item = OsString>,
         vars: &[(OsString, OsString)],
-    ) -> Result<Config, ConfigError> {
-        let command = Cli::command();
-        let matches = command
-            .clone()
-            .try_get_matches_from(args)
-            .map_err(ConfigError::Usage)?;
-        refuse_unknown_variables(&command, vars)?;
+    ) -> Result<Request, ConfigError> {
+        let raw = match cli::parse(args, vars).map_err(ConfigError)? {
+            Parsed::Run(raw) => raw,
+            Parsed::Help => return Ok(Request::Help),
+            Parsed::Version => return Ok(Request::Version),
+        };
         let kubernetes = vars
             .iter()
             .any(|(name, value)| name == KUBERNETES_ENV && !value.is_empty());
@@ -251,43 +157,45 @@ impl Config {
         } else {
             (Duration::ZERO, Source::Default)
         };
-        let m = &matches;
+        let m = &raw;
         let config = Config {
             drain: setting(m, "drain", default_drain, parse_duration)?,
-            drain_quiet: setting(m, "drain_quiet", default(None), |t| {
+            drain_quiet: setting(m, "drain-quiet", default(None), |t| {
                 parse_duration(t).map(Some)
             })?,
-            drain_min: setting(m, "drain_min", default(Duration::ZERO), parse_duration)?,
+            drain_min: setting(m, "drain-min", default(Duration::ZERO), parse_duration)?,
             grace: setting(m, "grace", default(DEFAULT_GRACE), parse_duration)?,
             kill_margin: setting(
                 m,
-                "kill_margin",
+                "kill-margin",
                 default(DEFAULT_KILL_MARGIN),
                 parse_duration,
             )?,
-            stop_signal: setting(m, "stop_signal", default(Signal::TERM), parse_signal)?,
+            stop_signal: setting(m, "stop-signal", default(Signal::TERM), parse_signal)?,
             cleanup: setting(m, "cleanup", default(DEFAULT_CLEANUP), parse_duration)?,
             rewrites: list_setting(m, "rewrite", Rewrite::parse)?,
-            no_group: setting(m, "no_group", default(false), parse_bool)?,
-            success_exits: list_setting(m, "success_exit", parse_exit_code)?,
+            no_group: setting(m, "no-group", default(false), parse_bool)?,
+            success_exits: list_setting(m, "success-exit", parse_exit_code)?,
             pdeathsig: setting(m, "pdeathsig", default(None), |t| parse_signal(t).map(Some))?,
             subreaper: subreaper(m)?,
             log_level: log_level(m)?,
-            check: m.get_flag("check"),
-            command: m
-                .get_many::<OsString>("command")
-                .map(|values| values.cloned().collect())
-                .unwrap_or_default(),
+            check: m.get("check").is_some(),
+            command: raw.command.clone(),
         };
+        if config.command.is_empty() && !config.check {
+            return Err(ConfigError(
+                "no COMMAND given (usage: drainit [OPTIONS] [--] COMMAND [ARGS]...)".to_string(),
+            ));
+        }
         config.check()?;
-        Ok(config)
+        Ok(Request::Run(Box::new(config)))
     }
 
     /// Refuses a timeline that cannot work: the SIGKILL must come after the drain.
     fn check(&self) -> Result<(), ConfigError> {
         let (drain, grace, margin) = (&self.drain, &self.grace, &self.kill_margin);
         if margin.value >= grace.value {
-            return Err(ConfigError::Invalid(format!(
+            return Err(ConfigError(format!(
                 "the kill margin ({}) must be shorter than the grace period ({}): \
                  drainit sends SIGKILL at grace − margin",
                 margin.describe(),
@@ -296,7 +204,7 @@ impl Config {
         }
         let kill_after = grace.value - margin.value;
         if drain.value >= kill_after {
-            return Err(ConfigError::Invalid(format!(
+            return Err(ConfigError(format!(
                 "the drain ({}) leaves no time before the SIGKILL at +{} (grace {} − kill margin {}); \
                  expected a drain shorter than {}, or a longer grace",
                 drain.describe(),
@@ -314,7 +222,7 @@ impl Config {
         let (drain, min) = (&self.drain, &self.drain_min);
         let Some(quiet) = self.drain_quiet.value else {
             if min.source != Source::Default {
-                return Err(ConfigError::Invalid(format!(
+                return Err(ConfigError(format!(
                     "{} only applies to the adaptive drain: set --drain-quiet / DRAINIT_DRAIN_QUIET too",
                     min.describe()
                 )));
@@ -326,20 +234,20 @@ impl Config {
             source: self.drain_quiet.source.clone(),
         };
         if quiet.value.is_zero() {
-            return Err(ConfigError::Invalid(format!(
+            return Err(ConfigError(format!(
                 "the quiet time ({}) must be longer than 0: it is how long no traffic must be seen",
                 quiet.describe()
             )));
         }
         if drain.value.is_zero() {
-            return Err(ConfigError::Invalid(format!(
+            return Err(ConfigError(format!(
                 "the adaptive drain ({}) needs a maximum: set --drain / DRAINIT_DRAIN (it is {})",
                 quiet.describe(),
                 drain.describe()
             )));
         }
         if min.value > drain.value {
-            return Err(ConfigError::Invalid(format!(
+            return Err(ConfigError(format!(
                 "the shortest drain ({}) is longer than the longest ({})",
                 min.describe(),
                 drain.describe()
@@ -498,37 +406,40 @@ fn default<T>(value: T) -> (T, Source) {
     (value, Source::Default)
 }
 
-/// The value of argument `id`: parsed from the flag or its environment
+/// The value of option `long`: parsed from the flag or its environment
 /// variable, or `default`. A value that does not parse is refused with a
 /// message naming the flag or variable, the value, and what was wrong.
 fn setting<T>(
-    matches: &ArgMatches,
-    id: &str,
+    raw: &Raw,
+    long: &str,
     default: (T, Source),
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Setting<T>, ConfigError> {
-    let (Some(source), Some(text)) = (source_of(matches, id), matches.get_one::<String>(id)) else {
+    let Some((values, origin)) = raw.get(long) else {
         let (value, source) = default;
         return Ok(Setting { value, source });
     };
+    let source = Source::from(origin);
+    let text = values.last().map_or("", String::as_str);
     let value = parse(text).map_err(|why| invalid(&source, text, &why))?;
     Ok(Setting { value, source })
 }
 
 /// Like [`setting`], for a repeatable flag or a comma-separated variable.
 fn list_setting<T>(
-    matches: &ArgMatches,
-    id: &str,
+    raw: &Raw,
+    long: &str,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Setting<Vec<T>>, ConfigError> {
-    let (Some(source), Some(texts)) = (source_of(matches, id), matches.get_many::<String>(id))
-    else {
+    let Some((values, origin)) = raw.get(long) else {
         return Ok(Setting {
             value: Vec::new(),
             source: Source::Default,
         });
     };
-    let value = texts
+    let source = Source::from(origin);
+    let value = values
+        .iter()
         .map(|text| parse(text).map_err(|why| invalid(&source, text, &why)))
         .collect::<Result<_, _>>()?;
     Ok(Setting { value, source })
@@ -540,7 +451,7 @@ fn invalid(source: &Source, text: &str, why: &str) -> ConfigError {
         Source::Env(name) | Source::Flag(name) => name.as_str(),
         Source::Default | Source::Kubernetes => "value",
     };
-    ConfigError::Invalid(format!("{name}={text:?} {why}"))
+    ConfigError(format!("{name}={text:?} {why}"))
 }
 
 /// The longest duration accepted: far beyond any real grace period, and
@@ -586,17 +497,15 @@ fn parse_level(text: &str) -> Result<LevelFilter, String> {
 }
 
 /// `--no-subreaper` wins, then `--subreaper` / `DRAINIT_SUBREAPER`, else auto.
-fn subreaper(matches: &ArgMatches) -> Result<Setting<Subreaper>, ConfigError> {
-    if matches.get_flag("no_subreaper") {
+fn subreaper(raw: &Raw) -> Result<Setting<Subreaper>, ConfigError> {
+    if raw.get("no-subreaper").is_some() {
         let source = Source::Flag("--no-subreaper".to_string());
         return Ok(Setting {
             value: Subreaper::Never,
             source,
         });
     }
-    let forced = setting(matches, "subreaper", default(None), |t| {
-        parse_bool(t).map(Some)
-    })?;
+    let forced = setting(raw, "subreaper", default(None), |t| parse_bool(t).map(Some))?;
     let value = match forced.value {
         None => Subreaper::Auto,
         Some(true) => Subreaper::Always,
@@ -609,61 +518,20 @@ fn subreaper(matches: &ArgMatches) -> Result<Setting<Subreaper>, ConfigError> {
 }
 
 /// `--log` / `DRAINIT_LOG`, raised by each `-v` and lowered by each `-q`.
-fn log_level(matches: &ArgMatches) -> Result<Setting<LevelFilter>, ConfigError> {
-    let base = setting(matches, "log", default(LevelFilter::Info), parse_level)?;
-    let (up, down) = (matches.get_count("verbose"), matches.get_count("quiet"));
+fn log_level(raw: &Raw) -> Result<Setting<LevelFilter>, ConfigError> {
+    let base = setting(raw, "log", default(LevelFilter::Info), parse_level)?;
+    let (up, down) = (raw.count("verbose"), raw.count("quiet"));
     if up == 0 && down == 0 {
         return Ok(base);
     }
     let levels = LevelFilter::iter().collect::<Vec<_>>();
-    let index = levels.iter().position(|&l| l == base.value).unwrap_or(3) as i32;
-    let shifted = (index + i32::from(up) - i32::from(down)).clamp(0, levels.len() as i32 - 1);
+    let index = levels.iter().position(|&l| l == base.value).unwrap_or(3);
+    let shifted = (index + up).saturating_sub(down).min(levels.len() - 1);
     let flag = if up > down { "-v" } else { "-q" };
     Ok(Setting {
-        value: levels[shifted as usize],
+        value: levels[shifted],
         source: Source::Flag(format!("{flag} over {}", base.source)),
     })
-}
-
-/// The flag (`--drain`) or variable (`DRAINIT_DRAIN`) that gave argument
-/// `id`, or `None` if it was not given.
-fn source_of(matches: &ArgMatches, id: &str) -> Option<Source> {
-    let command = Cli::command();
-    let arg = command.get_arguments().find(|a| a.get_id() == id)?;
-    match matches.value_source(id)? {
-        ValueSource::EnvVariable => {
-            Some(Source::Env(arg.get_env()?.to_string_lossy().into_owned()))
-        }
-        ValueSource::CommandLine => Some(Source::Flag(format!("--{}", arg.get_long()?))),
-        _ => None,
-    }
-}
-
-/// A `DRAINIT_*` variable drainit does not know is most likely a typo
-/// (`DRAINIT_DRIAN`) that would silently leave a default in place: refuse it.
-fn refuse_unknown_variables(
-    command: &clap::Command,
-    vars: &[(OsString, OsString)],
-) -> Result<(), ConfigError> {
-    let known: Vec<&std::ffi::OsStr> = command
-        .get_arguments()
-        .filter_map(|a| a.get_env())
-        .collect();
-    let unknown = vars.iter().map(|(name, _)| name).find(|name| {
-        name.to_string_lossy().starts_with("DRAINIT_") && !known.contains(&name.as_os_str())
-    });
-    match unknown {
-        None => Ok(()),
-        Some(name) => Err(ConfigError::Invalid(format!(
-            "{} is not a drainit variable (expected one of {})",
-            name.to_string_lossy(),
-            known
-                .iter()
-                .map(|k| k.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
 }
 
 #[cfg(test)]
@@ -671,21 +539,20 @@ mod tests {
     use super::*;
 
     fn parse_with(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        // clap reads DRAINIT_* from the real environment, so tests pass
-        // values as flags or use the env of a child process (integration tests).
-        let args = std::iter::once("drainit")
-            .chain(args.iter().copied())
-            .map(OsString::from);
+        let args = args.iter().map(OsString::from);
         let vars: Vec<(OsString, OsString)> = vars
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v)))
             .collect();
-        Config::parse(args, &vars)
+        match Config::parse(args, &vars)? {
+            Request::Run(config) => Ok(*config),
+            other => panic!("expected a configuration, got {other:?}"),
+        }
     }
 
     fn error(args: &[&str]) -> String {
         match parse_with(args, &[]) {
-            Err(ConfigError::Invalid(message)) => message,
+            Err(ConfigError(message)) => message,
             other => panic!("expected an invalid-value error, got {other:?}"),
         }
     }
@@ -783,7 +650,7 @@ mod tests {
             &[("KUBERNETES_SERVICE_HOST", "x")],
         );
         match result {
-            Err(ConfigError::Invalid(message)) => assert!(
+            Err(ConfigError(message)) => assert!(
                 message.starts_with("the drain (default 5s under Kubernetes) leaves no time"),
                 "{message}"
             ),
@@ -803,7 +670,7 @@ mod tests {
     #[test]
     fn unknown_drainit_variables_are_refused() {
         match parse_with(&["app"], &[("DRAINIT_DRIAN", "10s")]) {
-            Err(ConfigError::Invalid(message)) => assert!(
+            Err(ConfigError(message)) => assert!(
                 message.starts_with(
                     "DRAINIT_DRIAN is not a drainit variable (expected one of DRAINIT_DRAIN, "
                 ),
@@ -815,12 +682,29 @@ mod tests {
     }
 
     #[test]
-    fn usage_errors_are_clap_errors() {
-        for args in [&["--bogus", "app"][..], &[][..], &["--drain", "1s"][..]] {
-            match parse_with(args, &[]) {
-                Err(ConfigError::Usage(e)) => assert_eq!(e.exit_code(), 2, "{args:?}"),
-                other => panic!("{args:?}: {other:?}"),
-            }
+    fn usage_errors_are_refused() {
+        assert!(error(&["--bogus", "app"]).starts_with("unknown option --bogus"));
+        assert!(error(&[]).starts_with("no COMMAND given"));
+        assert_eq!(error(&["--drain"]), "--drain needs a value (DUR)");
+        assert!(error(&["--drain", "1s"]).starts_with("no COMMAND given"));
+        assert!(parse_with(&["--check"], &[]).is_ok());
+    }
+
+    #[test]
+    fn values_from_variables_name_the_variable() {
+        let config = parse_with(
+            &["app"],
+            &[("DRAINIT_DRAIN", "3s"), ("DRAINIT_NO_GROUP", "yes")],
+        )
+        .unwrap();
+        assert_eq!(config.drain.source, Source::Env("DRAINIT_DRAIN".into()));
+        assert!(config.no_group.value);
+        match parse_with(&["app"], &[("DRAINIT_DRAIN", "5 seconds")]) {
+            Err(ConfigError(message)) => assert_eq!(
+                message,
+                "DRAINIT_DRAIN=\"5 seconds\" is not a duration (expected e.g. 5s, 500ms, 1m30s)"
+            ),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! How the pieces fit, from the outside in:
 //!
-//! - [`config`] turns flags and `DRAINIT_*` variables into a checked
+//! - [`cli`] reads the command line and the `DRAINIT_*` variables into raw
+//!   strings, from one table of options; [`config`] turns them into a checked
 //!   [`config::Config`], refusing bad input before anything starts. It uses
 //!   [`duration`] and [`signal`] to parse values.
 //! - [`runtime`] is the loop: it starts the app, waits for a signal or the next
@@ -16,6 +17,7 @@
 //! - [`logger`] writes `drainit: ` lines to stderr.
 
 pub mod activity;
+pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod logger;

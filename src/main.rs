@@ -2,8 +2,10 @@
 
 use std::process::exit;
 
-use drainit::config::{Config, ConfigError};
-use drainit::{exit_code, logger, runtime, sys};
+use std::io::Write;
+
+use drainit::config::{Config, Request};
+use drainit::{cli, exit_code, logger, runtime, sys};
 
 fn main() {
     // First of all: a SIGTERM that came before this would be lost or fatal.
@@ -15,18 +17,24 @@ fn main() {
         }
     };
     let config = match Config::from_process() {
-        Ok(config) => config,
-        Err(ConfigError::Usage(error)) => error.exit(),
-        Err(ConfigError::Invalid(message)) => {
-            logger::say(format_args!("{message}"));
+        Ok(Request::Run(config)) => config,
+        Ok(Request::Help) => print_and_exit(&cli::help()),
+        Ok(Request::Version) => print_and_exit(&format!("drainit {}\n", env!("CARGO_PKG_VERSION"))),
+        Err(error) => {
+            logger::say(format_args!("{error}"));
             exit(exit_code::USAGE);
         }
     };
     if config.check {
-        // Best effort: a closed stdout is no reason to fail a build step.
-        let _ = std::io::Write::write_all(&mut std::io::stdout(), config.describe().as_bytes());
-        exit(0);
+        print_and_exit(&config.describe());
     }
     logger::init(config.log_level.value);
     exit(runtime::run(&config, &signals));
+}
+
+/// For `--help`, `--version` and `--check`. A closed stdout is no reason to
+/// fail (a build step that runs `--check` only needs the exit code).
+fn print_and_exit(text: &str) -> ! {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    exit(0)
 }

@@ -43,6 +43,8 @@ pub fn block_signals() -> io::Result<SignalSet> {
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
+    // Blocked first, so that no SIGCHLD meets the default action in between.
+    restore_sigchld()?;
     Ok(set)
 }
 
@@ -88,6 +90,7 @@ pub fn spawn(command: &[OsString], how: Spawn) -> io::Result<i32> {
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
     let parent = std::process::id() as libc::pid_t;
+    let ignored = ignored_signals();
     let mut command = Command::new(program);
     command.args(args).process_group(0);
     let prepare = move || {
@@ -97,10 +100,10 @@ pub fn spawn(command: &[OsString], how: Spawn) -> io::Result<i32> {
         if let Some(signal) = how.parent_death_signal {
             set_parent_death_signal(signal, parent)?;
         }
-        reset_signals()
+        reset_signals(ignored)
     };
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // tcsetpgrp, prctl, getppid, kill, sigaction and sigprocmask, which are
+    // tcsetpgrp, prctl, getppid, kill, rt_sigaction and sigprocmask, which are
     // async-signal-safe; it allocates nothing.
     unsafe { command.pre_exec(prepare) };
     let child = command.spawn()?;
@@ -134,20 +137,34 @@ fn set_parent_death_signal(signal: Signal, parent: libc::pid_t) -> io::Result<()
     Ok(())
 }
 
-/// In the child before exec: every disposition back to default (drainit's
-/// parent may have ignored some, and Rust ignores SIGPIPE), then an empty mask
-/// (the child inherited drainit's blocked set). Dispositions first, so that a
-/// signal pending now is delivered with its default action.
-fn reset_signals() -> io::Result<()> {
+/// In the child before exec: every disposition back to default, then an
+/// empty mask (the child inherited drainit's blocked set). Dispositions first,
+/// so that a signal pending now is delivered with its default action.
+///
+/// Caught signals are reset by exec itself; only ignored ones (from drainit's
+/// parent, and SIGPIPE, which Rust ignores) survive it, so only `ignored`
+/// (bit n−1 for signal n, see [`ignored_signals`]) is reset. Through the raw
+/// system call: glibc's sigaction refuses its reserved signals 32 and 33,
+/// which a parent may have left ignored too.
+fn reset_signals(ignored: u64) -> io::Result<()> {
     for number in 1..=libc::SIGRTMAX() {
-        // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask and no
-        // flags; sigaction is async-signal-safe. KILL, STOP and glibc's
-        // reserved signals fail with EINVAL, which is expected.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(number, &action, ptr::null_mut());
+        if ignored & (1 << (number - 1)) == 0 || number == libc::SIGKILL || number == libc::SIGSTOP
+        {
+            continue;
         }
+        // An all-zero kernel sigaction is SIG_DFL, no flags, empty mask.
+        let default = [0u64; 4];
+        // SAFETY: rt_sigaction reads a kernel sigaction from a live, large
+        // enough buffer; a raw system call is async-signal-safe.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                number,
+                default.as_ptr(),
+                ptr::null_mut::<u64>(),
+                std::mem::size_of::<u64>(),
+            )
+        };
     }
     let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it. Both are
@@ -161,6 +178,31 @@ fn reset_signals() -> io::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// The signals drainit ignores, bit n−1 for signal n, from /proc/self/status;
+/// all of them if that cannot be read (so the child resets every one).
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("SigIgn:"))?;
+            u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).ok()
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// Puts SIGCHLD back to its default action. A parent may leave it ignored
+/// (which survives exec), and then the kernel reaps drainit's children
+/// itself: drainit would never learn that the app exited.
+fn restore_sigchld() -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask and no flags.
+    let rc = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGCHLD, &action, ptr::null_mut())
+    };
+    check(rc)
 }
 
 /// Whether stdin is a terminal (`docker run -t`).
