@@ -99,6 +99,17 @@ impl fmt::Display for Human {
     }
 }
 
+/// A duration in seconds with two decimals, rounded: `5.31`, as the timeline
+/// logs show instants. Integer arithmetic: no float formatting in the binary.
+pub struct Seconds(pub Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let centis = (self.0.as_nanos() + 5_000_000) / 10_000_000;
+        write!(f, "{}.{:02}", centis / 100, centis % 100)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +158,16 @@ mod tests {
         ] {
             assert_eq!(parse(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn shows_seconds_with_two_decimals() {
+        let show = |nanos: u64| Seconds(Duration::from_nanos(nanos)).to_string();
+        assert_eq!(show(0), "0.00");
+        assert_eq!(show(5_309_999_999), "5.31");
+        assert_eq!(show(5_304_999_999), "5.30");
+        assert_eq!(show(28_000_000_000), "28.00");
+        assert_eq!(show(999_999_999), "1.00");
     }
 
     #[test]

@@ -33,6 +33,32 @@ impl SignalSet {
     }
 }
 
+/// What Rust's start-up does before `fn main`, for drainit's C entry point:
+/// a closed stdin, stdout or stderr becomes /dev/null, so that no descriptor
+/// drainit opens later takes its place (and the app gets it open); SIGPIPE
+/// is ignored, so that a write to a closed pipe fails with EPIPE instead of
+/// killing drainit.
+pub fn standard_start() -> io::Result<()> {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: the path is a valid C string; open returns the lowest
+            // free descriptor, which is `fd`.
+            let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if opened != fd {
+                return Err(io::Error::other(format!(
+                    "cannot open /dev/null as fd {fd}"
+                )));
+            }
+        }
+    }
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Blocks every signal drainit handles, so that they queue up for
 /// [`wait_for_signal`] instead of running a default action. Call it first:
 /// a signal that arrives before would kill drainit (or be lost, as PID 1).

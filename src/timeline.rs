@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use log::Level;
 
-use crate::duration::Human;
+use crate::duration::{Human, Seconds};
 use crate::signal::{Rewrite, Signal};
 
 /// How long drainit waits, after its last SIGKILL, to reap what it killed.
@@ -551,15 +551,15 @@ impl Timeline {
     fn finish(&mut self, app: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
         let summary = match self.t0 {
             None if self.milestones.len() <= 1 => format!(
-                "{app} after {:.2}s; no SIGTERM received",
-                (now - self.started).as_secs_f64()
+                "{app} after {}s; no SIGTERM received",
+                Seconds(now - self.started)
             ),
             None => format!("{}; no SIGTERM received", self.milestones.join(", ")),
             Some(t0) => {
                 let deadline = t0 + self.plan.grace;
                 let margin = match deadline.checked_duration_since(now) {
-                    Some(left) => format!("{:.2}s before the deadline", left.as_secs_f64()),
-                    None => format!("{:.2}s after the deadline", (now - deadline).as_secs_f64()),
+                    Some(left) => format!("{}s before the deadline", Seconds(left)),
+                    None => format!("{}s after the deadline", Seconds(now - deadline)),
                 };
                 self.milestones.push(margin);
                 self.milestones.join(", ")
@@ -583,10 +583,7 @@ impl Timeline {
     /// `+5.00s`: the time since t0 (or since the start, before any SIGTERM).
     fn since(&self, now: Instant) -> String {
         let origin = self.t0.unwrap_or(self.started);
-        format!(
-            "+{:.2}s",
-            now.saturating_duration_since(origin).as_secs_f64()
-        )
+        format!("+{}s", Seconds(now.saturating_duration_since(origin)))
     }
 }
 
