@@ -63,10 +63,9 @@ if [ -n "${BENCH_DRAINIT:-}" ]; then
 else
     command -v cargo >/dev/null || die "cargo is missing (or set BENCH_DRAINIT to a built drainit)"
     echo "bench/run.sh: building drainit (static release)" >&2
-    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
-        cargo build --release --quiet --target x86_64-unknown-linux-gnu) \
+    release=$("$repo/scripts/static-build.sh" --bin drainit) \
         || die "cargo build failed (set BENCH_DRAINIT to measure an existing binary)"
-    drainit=$repo/target/x86_64-unknown-linux-gnu/release/drainit
+    drainit=$(cd "$repo" && realpath "$release/drainit")
 fi
 env -i "$drainit" --version >/dev/null 2>&1 || die "$drainit does not run"
 

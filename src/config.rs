@@ -133,10 +133,10 @@ pub enum Request {
 }
 
 impl Config {
-    /// Reads the process's own arguments and environment.
-    pub fn from_process() -> Result<Request, ConfigError> {
+    /// Reads the arguments (`args`, the program name first) and the process's environment.
+    pub fn from_process(args: Vec<OsString>) -> Result<Request, ConfigError> {
         let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-        Config::parse(std::env::args_os().skip(1), &vars)
+        Config::parse(args.into_iter().skip(1), &vars)
     }
 
     /// Parses `args` (without the program name) and the variables `vars`.

@@ -14,7 +14,7 @@ use drainit::{cli, exit_code, logger, runtime, sys};
 /// recurses. What else std's start-up does, drainit does itself: open
 /// /dev/null on a closed stdin, stdout or stderr, and ignore SIGPIPE.
 #[no_mangle]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // First of all: a SIGTERM that came before this would be lost or fatal.
     let signals = match sys::block_signals() {
         Ok(signals) => signals,
@@ -27,7 +27,9 @@ extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         logger::say(format_args!("cannot set up stdio and SIGPIPE: {error}"));
         exit(exit_code::FAILURE);
     }
-    let config = match Config::from_process() {
+    // SAFETY: the C runtime passes main `argc` valid C strings in `argv`.
+    let args = unsafe { sys::args(argc, argv) };
+    let config = match Config::from_process(args) {
         Ok(Request::Run(config)) => config,
         Ok(Request::Help) => print_and_exit(&cli::help()),
         Ok(Request::Version) => print_and_exit(&format!("drainit {}\n", env!("CARGO_PKG_VERSION"))),

@@ -76,13 +76,14 @@ impl Signal {
     /// every signal but SIGKILL and SIGSTOP (which cannot be caught), the
     /// faults (a crash must stay a crash), SIGPIPE (Rust ignores it, so that a
     /// closed stderr gives drainit an error rather than a signal it would
-    /// forward) and glibc's two reserved signals (thread cancellation, setxid).
+    /// forward) and the C library's reserved signals below SIGRTMIN (32 and
+    /// 33 for glibc's thread cancellation and setxid; 32 to 34 for musl).
     pub fn is_handled(self) -> bool {
-        let glibc_reserved = (32..libc::SIGRTMIN()).contains(&self.0);
+        let libc_reserved = (32..libc::SIGRTMIN()).contains(&self.0);
         !(self == Signal::KILL
             || self == Signal::STOP
             || self == Signal::PIPE
-            || glibc_reserved
+            || libc_reserved
             || Signal::FAULTS.contains(&self))
     }
 

@@ -59,6 +59,22 @@ pub fn standard_start() -> io::Result<()> {
     Ok(())
 }
 
+/// The arguments of the C `main`, byte for byte. (std's `args_os` relies on
+/// its own start-up on some C libraries, which the C entry point skips.)
+///
+/// # Safety
+/// `argv` must hold `argc` valid C strings, as the C runtime passes them to `main`.
+pub unsafe fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (0..usize::try_from(argc).unwrap_or(0))
+        .map(|i| {
+            // SAFETY: the caller guarantees argv[0..argc] are valid C strings.
+            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_os_string()
+        })
+        .collect()
+}
+
 /// Blocks every signal drainit handles, so that they queue up for
 /// [`wait_for_signal`] instead of running a default action. Call it first:
 /// a signal that arrives before would kill drainit (or be lost, as PID 1).
@@ -81,7 +97,8 @@ pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result
     // sigtimedwait takes nanoseconds, so the deadline is met exactly rather
     // than rounded to milliseconds as poll(2) would.
     let timespec = timeout.map(|d| libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Whatever the C library's time_t, seconds beyond i32 never come: config caps durations at a year.
+        tv_sec: d.as_secs().min(i32::MAX as u64) as _,
         tv_nsec: d.subsec_nanos().into(),
     });
     let timeout_ptr = timespec.as_ref().map_or(ptr::null(), |t| t as *const _);

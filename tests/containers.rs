@@ -64,26 +64,24 @@ fn run_ok(command: &mut Command) -> Output {
     output
 }
 
-/// drainit built as a static binary, as it would be copied into an image:
-/// once per test binary, into `target/static` (its own lock, so this does not
-/// wait for the `cargo test` that runs it).
+/// drainit built as a static binary, as it would be copied into an image
+/// (`scripts/static-build.sh`, the README's build): once per test binary,
+/// into `target/static` (its own lock, so this does not wait for the `cargo
+/// test` that runs it).
 fn static_drainit() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let target = "x86_64-unknown-linux-gnu";
         let dir = Path::new(REPO).join("target/static");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        run_ok(
-            Command::new(cargo)
-                .current_dir(REPO)
-                .args(["build", "--release", "--quiet", "--target", target])
+        let output = run_ok(
+            Command::new(Path::new(REPO).join("scripts/static-build.sh"))
+                .args(["--bin", "drainit"])
                 .env("CARGO_TARGET_DIR", &dir)
-                .env("RUSTFLAGS", "-C target-feature=+crt-static")
                 .env_remove("CARGO_ENCODED_RUSTFLAGS")
                 .env_remove("CARGO_BUILD_TARGET")
                 .env_remove("CARGO_BUILD_RUSTFLAGS"),
         );
-        let binary = dir.join(target).join("release/drainit");
+        let release = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let binary = Path::new(&release).join("drainit");
         assert_static(&binary, "the static build of drainit");
         binary
     })

@@ -49,11 +49,9 @@ awk -v d="$drain" 'BEGIN { exit !(d >= 2) }' || fail "this check needs DRAINIT_D
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 sleep_until() { sleep "$(awk -v t="$1" -v now="$EPOCHREALTIME" 'BEGIN { d = t - now; print (d > 0 ? d : 0) }')"; }
 
-echo "== build stage: the Dockerfile's cargo commands"
+echo "== build stage: the Dockerfile's cargo command, through scripts/static-build.sh"
 grep '^RUN RUSTFLAGS=' "$dockerfile" | sed 's/^RUN /  /'
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target x86_64-unknown-linux-gnu
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target x86_64-unknown-linux-gnu --example slow_server
-release=$target/x86_64-unknown-linux-gnu/release
+release=$(CARGO_TARGET_DIR=$target scripts/static-build.sh --bin drainit --example slow_server)
 
 tmp=$(mktemp -d /tmp/drainit-oci.XXXXXX)
 id=drainit-example-$$
