@@ -4,6 +4,7 @@
 #   bench/run.sh                     # as root; about 3 minutes
 #   BENCH_DRAINIT=/path/to/drainit bench/run.sh   # measure another drainit binary (no build)
 #   BENCH_QUICK=1 bench/run.sh       # smoke run: fewer repeats, figures not meaningful
+#                                    # (written to bench/.build/, not bench/results.*)
 #   BENCH_NICE=0 bench/run.sh        # do not raise the bench's priority (default: nice -20)
 #
 # Everything measured (hyperfine, the inits, their apps, the helpers) runs at
@@ -79,5 +80,8 @@ done
 # --kill-child and dies with bench.py (PR_SET_PDEATHSIG).
 nice=${BENCH_NICE:--20}
 [[ $nice =~ ^-?[0-9]+$ ]] || die "BENCH_NICE=$nice is not a number"
+# A quick run's figures mean nothing: they do not replace the committed results.
+results=$bench/results
+[ "${BENCH_QUICK:-}" = 1 ] && results=$build/quick-results
 exec nice -n "$nice" /usr/bin/python3 "$bench/bench.py" "$drainit" "$build" \
-    "$bench/results.json" "$bench/results.md"
+    "$results.json" "$results.md"

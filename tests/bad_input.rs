@@ -135,7 +135,7 @@ fn a_wrong_flag_or_no_command() {
 fn help_and_version_show_every_option_with_its_variable() {
     let (code, _) = run_plain(&[OsStr::new("--version")], &[]);
     assert_eq!(code, 0);
-    let output = std::process::Command::new(DRAINIT)
+    let output = std::process::Command::new(drainit_binary())
         .arg("--help")
         .output()
         .unwrap();

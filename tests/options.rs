@@ -253,7 +253,7 @@ fn a_terminal_belongs_to_the_app() {
             "--pid",
             "--fork",
             "--mount-proc",
-            DRAINIT,
+            drainit_binary(),
             "--",
             PYTHON,
             RECORDER,
@@ -320,7 +320,7 @@ fn drainit_does_not_stop_itself_on_job_control_signals() {
 fn check_prints_the_plan_and_runs_nothing() {
     let scratch = Scratch::new();
     let marker = scratch.path("app-ran");
-    let output = Command::new(DRAINIT)
+    let output = Command::new(drainit_binary())
         .args(["--check", "--drain", "10s", "--", "touch"])
         .arg(&marker)
         .env_clear()
@@ -340,7 +340,7 @@ fn check_prints_the_plan_and_runs_nothing() {
     ] {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }
-    let output = Command::new(DRAINIT)
+    let output = Command::new(drainit_binary())
         .arg("--check")
         .env_clear()
         .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
@@ -353,7 +353,7 @@ fn check_prints_the_plan_and_runs_nothing() {
         "{text}"
     );
     // A bad value: the same message as a real run, exit 2.
-    let output = Command::new(DRAINIT)
+    let output = Command::new(drainit_binary())
         .arg("--check")
         .env_clear()
         .env("DRAINIT_DRAIN", "5 seconds")
@@ -368,7 +368,10 @@ fn check_prints_the_plan_and_runs_nothing() {
 
 #[test]
 fn version_is_printed() {
-    let output = Command::new(DRAINIT).arg("--version").output().unwrap();
+    let output = Command::new(drainit_binary())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("drainit 0."));
 }

@@ -12,6 +12,13 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 pub const DRAINIT: &str = env!("CARGO_BIN_EXE_drainit");
+
+/// The drainit under test: this build, or the binary `TEST_DRAINIT_BIN`
+/// names (to run the suite against a static release build).
+pub fn drainit_binary() -> &'static str {
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| std::env::var("TEST_DRAINIT_BIN").unwrap_or_else(|_| DRAINIT.to_string()))
+}
 pub const RECORDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/recorder.py");
 /// Not the pyenv shim, which would add processes of its own.
 pub const PYTHON: &str = "/usr/bin/python3";
@@ -141,10 +148,10 @@ impl Launch {
             if self.own_network {
                 c.arg("--net");
             }
-            c.arg(DRAINIT);
+            c.arg(drainit_binary());
             c
         } else {
-            Command::new(DRAINIT)
+            Command::new(drainit_binary())
         };
         cmd.args(&self.args)
             .arg("--")
@@ -363,7 +370,7 @@ impl Drop for Run {
 /// Runs drainit directly with `args` and `env` (nothing else in the
 /// environment) and returns its exit code and stderr.
 pub fn run_plain(args: &[&OsStr], env: &[(&str, &str)]) -> (i32, String) {
-    let output = Command::new(DRAINIT)
+    let output = Command::new(drainit_binary())
         .args(args)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
