@@ -40,7 +40,9 @@ impl Targets {
         }
     }
 
-    /// `Action::SignalAll`: the app's group and, as PID 1, every other process.
+    /// `Action::SignalAll`: the app's group and, as PID 1, every other
+    /// process; not PID 1, drainit's own children (what the app left behind,
+    /// re-parented to drainit the subreaper, in its group or not).
     fn signal_all(self, signal: Signal) {
         if let Err(e) = sys::signal_group(self.app, signal) {
             error!(
@@ -48,10 +50,13 @@ impl Targets {
                 self.app
             );
         }
-        if self.pid1 {
-            if let Err(e) = sys::signal_every_process(signal) {
-                error!("cannot send {signal} to every process: {e}");
-            }
+        let (everyone, whom) = if self.pid1 {
+            (sys::signal_every_process(signal), "every process")
+        } else {
+            (sys::signal_children(signal), "drainit's children")
+        };
+        if let Err(e) = everyone {
+            error!("cannot send {signal} to {whom}: {e}");
         }
     }
 }

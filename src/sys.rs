@@ -309,6 +309,20 @@ pub fn signal_group(pgid: i32, signal: Signal) -> io::Result<()> {
     gone_is_fine(unsafe { libc::kill(-pgid, signal.as_raw()) })
 }
 
+/// Sends `signal` to each of drainit's own children: as a subreaper, the
+/// processes the app left behind (even outside its group) are re-parented to
+/// drainit. A child's pid cannot be reused before drainit reaps it.
+pub fn signal_children(signal: Signal) -> io::Result<()> {
+    let children = std::fs::read_to_string("/proc/thread-self/children")?;
+    for child in children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+    {
+        signal_process(child, signal)?;
+    }
+    Ok(())
+}
+
 /// Sends `signal` to every process drainit may signal, except itself. Only
 /// for PID 1, where that means every other process of the container.
 pub fn signal_every_process(signal: Signal) -> io::Result<()> {

@@ -505,6 +505,9 @@ impl Timeline {
                     .push(format!("leftovers gone at {}", self.since(now)));
                 self.finish(app, now, actions)
             }
+            // Processes re-parented to drainit after its SIGKILL (their
+            // parent just died of it) get one too.
+            (Stage::Reaping { .. }, _) => actions.push(Action::SignalAll(Signal::KILL)),
             (_, None) => {}
             (_, Some(app)) => {
                 self.milestones
@@ -516,6 +519,7 @@ impl Timeline {
                         app,
                         give_up_at: now + REAP_AFTER_KILL,
                     };
+                    actions.push(Action::SignalAll(Signal::KILL));
                 } else {
                     self.clean_up(app, now, actions);
                 }
@@ -999,12 +1003,21 @@ mod tests {
     }
 
     #[test]
-    fn after_a_kill_drainit_only_waits_to_reap() {
+    fn after_a_kill_drainit_kills_what_is_re_parented_to_it_and_reaps() {
         let mut clock = Clock::new(plan());
         clock.handle(signal(Signal::TERM), 0.0);
         clock.handle(Timeout, 28.0);
         let killed = ChildStatus::Killed(Signal::KILL);
-        assert_eq!(clock.handle(exited_leaving_others(killed), 28.01), vec![]);
+        // The app's orphans are drainit's children now: they get SIGKILL too.
+        assert_eq!(
+            clock.handle(exited_leaving_others(killed), 28.01),
+            vec![KILL_ALL]
+        );
+        let some_reaped = Event::Reaped {
+            app: None,
+            children_left: true,
+        };
+        assert_eq!(clock.handle(some_reaped, 28.015), vec![KILL_ALL]);
         assert_eq!(clock.handle(LEFTOVERS_GONE, 28.02), vec![Exit(137)]);
     }
 
