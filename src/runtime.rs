@@ -35,6 +35,7 @@ impl Targets {
         } else {
             (sys::signal_group(self.app, signal), "app's group")
         };
+        debug!("forwarding {signal} to the {whom} ({})", self.app);
         if let Err(e) = result {
             error!("cannot send {signal} to the {whom} ({}): {e}", self.app);
         }

@@ -339,11 +339,14 @@ impl Timeline {
                 self.stage = Stage::Stopped;
             }
             _ => {
-                log(
-                    actions,
-                    Level::Debug,
-                    format!("forwarding {signal} as {forward}"),
-                );
+                // Formatted only for a rewrite: this is every signal's path.
+                if forward != signal {
+                    log(
+                        actions,
+                        Level::Debug,
+                        format!("{signal} rewritten to {forward}"),
+                    );
+                }
                 actions.push(Action::Forward(forward));
             }
         }

@@ -167,7 +167,10 @@ fn verbosity_from_flags_and_the_variable() {
         "{normal}"
     );
     let verbose = stderr_of(Launch::new(&["-v"]));
-    assert!(verbose.contains("forwarding SIGHUP as SIGHUP"), "{verbose}");
+    assert!(
+        verbose.contains("forwarding SIGHUP to the app's group"),
+        "{verbose}"
+    );
     let quiet = stderr_of(Launch::new(&["-q"]));
     assert!(!quiet.contains("SIGTERM: no drain"), "{quiet}");
     let off = stderr_of(Launch::new(&[]).env("DRAINIT_LOG", "off"));
