@@ -108,6 +108,7 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
 /// The event loop, until the timeline says to exit.
 fn serve(targets: Targets, signals: &SignalSet, timeline: &mut Timeline) -> io::Result<i32> {
     let mut traffic = Traffic::default();
+    let mut actions = VecDeque::with_capacity(16);
     loop {
         let timeout = timeline
             .next_deadline()
@@ -119,14 +120,14 @@ fn serve(targets: Targets, signals: &SignalSet, timeline: &mut Timeline) -> io::
             Some(signal) => Event::Signal(signal),
             None => Event::Timeout,
         };
-        let mut actions = VecDeque::from(timeline.handle(event, Instant::now()));
+        timeline.handle_into(event, Instant::now(), &mut actions);
         while let Some(action) = actions.pop_front() {
             match action {
                 Action::Forward(signal) => targets.forward(signal),
                 Action::SignalAll(signal) => targets.signal_all(signal),
                 Action::Sample => {
                     let event = Event::Activity(traffic.sample());
-                    actions.extend(timeline.handle(event, Instant::now()));
+                    timeline.handle_into(event, Instant::now(), &mut actions);
                 }
                 Action::Log(level, message) => log!(level, "{message}"),
                 Action::Exit(code) => return Ok(code),

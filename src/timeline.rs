@@ -12,6 +12,7 @@
 //! app exits, others left ──▶ stop signal to them ── cleanup ──▶ SIGKILL ──▶ reaped: exit
 //! ```
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use log::Level;
@@ -219,19 +220,25 @@ impl Timeline {
     /// Handles an event seen at `now`, after firing every deadline that has
     /// passed (so a storm of signals cannot push a deadline back).
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
-        let mut actions = Vec::new();
+        let mut actions = VecDeque::new();
+        self.handle_into(event, now, &mut actions);
+        actions.into()
+    }
+
+    /// [`Timeline::handle`], appending to `actions`: the runtime reuses one
+    /// queue, so that forwarding a signal allocates nothing.
+    pub fn handle_into(&mut self, event: Event, now: Instant, actions: &mut VecDeque<Action>) {
         while self.next_deadline().is_some_and(|deadline| now >= deadline) {
-            self.on_deadline(now, &mut actions);
+            self.on_deadline(now, actions);
         }
         match event {
-            Event::Signal(signal) => self.on_signal(signal, now, &mut actions),
+            Event::Signal(signal) => self.on_signal(signal, now, actions),
             Event::Reaped { app, children_left } => {
-                self.on_reaped(app, children_left, now, &mut actions)
+                self.on_reaped(app, children_left, now, actions)
             }
-            Event::Activity(sample) => self.on_activity(sample, now, &mut actions),
+            Event::Activity(sample) => self.on_activity(sample, now, actions),
             Event::Timeout => {}
         }
-        actions
     }
 
     /// The SIGKILL deadline of a termination under way.
@@ -239,7 +246,7 @@ impl Timeline {
         self.t0.map(|t0| t0 + self.plan.kill_after())
     }
 
-    fn on_deadline(&mut self, now: Instant, actions: &mut Vec<Action>) {
+    fn on_deadline(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
         match self.stage {
             Stage::Draining(sampling) => {
                 let end = self.t0.map_or(now, |t0| t0 + self.plan.drain);
@@ -259,7 +266,7 @@ impl Timeline {
                     // The next sample is scheduled when the answer to this one comes.
                     sampling.next = end;
                     self.stage = Stage::Draining(Some(sampling));
-                    actions.push(Action::Sample);
+                    actions.push_back(Action::Sample);
                 }
             }
             Stage::Stopped => {
@@ -276,7 +283,7 @@ impl Timeline {
                          sending SIGKILL to {everyone}"
                     ),
                 );
-                actions.push(Action::SignalAll(Signal::KILL));
+                actions.push_back(Action::SignalAll(Signal::KILL));
                 self.stage = Stage::Killed;
             }
             Stage::CleaningUp { app, .. } => {
@@ -288,7 +295,7 @@ impl Timeline {
                     Level::Warn,
                     format!("processes left by the app still running at {at}: sending SIGKILL"),
                 );
-                actions.push(Action::SignalAll(Signal::KILL));
+                actions.push_back(Action::SignalAll(Signal::KILL));
                 self.stage = Stage::Reaping {
                     app,
                     give_up_at: now + REAP_AFTER_KILL,
@@ -306,7 +313,7 @@ impl Timeline {
         }
     }
 
-    fn on_signal(&mut self, signal: Signal, now: Instant, actions: &mut Vec<Action>) {
+    fn on_signal(&mut self, signal: Signal, now: Instant, actions: &mut VecDeque<Action>) {
         if signal == Signal::CHLD || self.stage == Stage::Exited {
             return;
         }
@@ -335,7 +342,7 @@ impl Timeline {
                     Level::Info,
                     format!("SIGINT at {at}: forwarding {forward} to the app now, drain cut short"),
                 );
-                actions.push(Action::Forward(forward));
+                actions.push_back(Action::Forward(forward));
                 self.stage = Stage::Stopped;
             }
             _ => {
@@ -347,12 +354,12 @@ impl Timeline {
                         format!("{signal} rewritten to {forward}"),
                     );
                 }
-                actions.push(Action::Forward(forward));
+                actions.push_back(Action::Forward(forward));
             }
         }
     }
 
-    fn on_sigterm(&mut self, now: Instant, actions: &mut Vec<Action>) {
+    fn on_sigterm(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
         match self.stage {
             Stage::Running => self.start_drain(now, actions),
             Stage::Draining(_) => {
@@ -369,7 +376,7 @@ impl Timeline {
                     Level::Info,
                     format!("SIGTERM again: sending {stop} to the app again"),
                 );
-                actions.push(Action::Forward(stop));
+                actions.push_back(Action::Forward(stop));
             }
             Stage::CleaningUp { app, kill_at } if self.t0.is_none() => {
                 // The platform's deadline now bounds the cleanup too.
@@ -382,7 +389,7 @@ impl Timeline {
         }
     }
 
-    fn start_drain(&mut self, now: Instant, actions: &mut Vec<Action>) {
+    fn start_drain(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
         self.t0 = Some(now);
         self.milestones.push("SIGTERM at +0s".to_string());
         let plan = &self.plan;
@@ -412,7 +419,7 @@ impl Timeline {
                 samples: 0,
                 active: 0,
             }));
-            actions.push(Action::Sample);
+            actions.push_back(Action::Sample);
         } else {
             let message = format!(
                 "SIGTERM: draining for {} while the app keeps serving; {} to the app at +{}, {kill}",
@@ -431,7 +438,7 @@ impl Timeline {
         &mut self,
         sample: Result<bool, String>,
         now: Instant,
-        actions: &mut Vec<Action>,
+        actions: &mut VecDeque<Action>,
     ) {
         let (Stage::Draining(Some(mut sampling)), Some(t0), Some(adaptive)) =
             (self.stage, self.t0, self.plan.adaptive)
@@ -481,7 +488,7 @@ impl Timeline {
     }
 
     /// Sends the stop signal: the drain is over.
-    fn stop(&mut self, why: &str, now: Instant, actions: &mut Vec<Action>) {
+    fn stop(&mut self, why: &str, now: Instant, actions: &mut VecDeque<Action>) {
         let stop = self.plan.stop_signal;
         let at = self.since(now);
         self.milestones.push(format!("{stop} to app at {at}"));
@@ -490,7 +497,7 @@ impl Timeline {
             Level::Info,
             format!("{why}: sending {stop} to the app at {at}"),
         );
-        actions.push(Action::Forward(stop));
+        actions.push_back(Action::Forward(stop));
         self.stage = Stage::Stopped;
     }
 
@@ -499,7 +506,7 @@ impl Timeline {
         app: Option<ChildStatus>,
         children_left: bool,
         now: Instant,
-        actions: &mut Vec<Action>,
+        actions: &mut VecDeque<Action>,
     ) {
         match (self.stage, app) {
             (Stage::Exited, _) => {}
@@ -510,7 +517,7 @@ impl Timeline {
             }
             // Processes re-parented to drainit after its SIGKILL (their
             // parent just died of it) get one too.
-            (Stage::Reaping { .. }, _) => actions.push(Action::SignalAll(Signal::KILL)),
+            (Stage::Reaping { .. }, _) => actions.push_back(Action::SignalAll(Signal::KILL)),
             (_, None) => {}
             (_, Some(app)) => {
                 self.milestones
@@ -522,7 +529,7 @@ impl Timeline {
                         app,
                         give_up_at: now + REAP_AFTER_KILL,
                     };
-                    actions.push(Action::SignalAll(Signal::KILL));
+                    actions.push_back(Action::SignalAll(Signal::KILL));
                 } else {
                     self.clean_up(app, now, actions);
                 }
@@ -532,7 +539,7 @@ impl Timeline {
 
     /// The app exited but left processes: stop signal to them, SIGKILL after
     /// the cleanup time, or at the termination's SIGKILL deadline if sooner.
-    fn clean_up(&mut self, app: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
+    fn clean_up(&mut self, app: ChildStatus, now: Instant, actions: &mut VecDeque<Action>) {
         let mut kill_at = now + self.plan.cleanup;
         if let Some(deadline) = self.kill_at() {
             kill_at = kill_at.min(deadline);
@@ -550,12 +557,12 @@ impl Timeline {
                 Human(kill_at.saturating_duration_since(now))
             ),
         );
-        actions.push(Action::SignalAll(stop));
+        actions.push_back(Action::SignalAll(stop));
         self.stage = Stage::CleaningUp { app, kill_at };
     }
 
     /// Exits with the app's status: the summary line, then the exit.
-    fn finish(&mut self, app: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
+    fn finish(&mut self, app: ChildStatus, now: Instant, actions: &mut VecDeque<Action>) {
         let summary = match self.t0 {
             None if self.milestones.len() <= 1 => format!(
                 "{app} after {}s; no SIGTERM received",
@@ -583,7 +590,7 @@ impl Timeline {
             Level::Info,
             format!("exit {code}{success}: {summary}"),
         );
-        actions.push(Action::Exit(code));
+        actions.push_back(Action::Exit(code));
         self.stage = Stage::Exited;
     }
 
@@ -594,8 +601,8 @@ impl Timeline {
     }
 }
 
-fn log(actions: &mut Vec<Action>, level: Level, message: String) {
-    actions.push(Action::Log(level, message));
+fn log(actions: &mut VecDeque<Action>, level: Level, message: String) {
+    actions.push_back(Action::Log(level, message));
 }
 
 #[cfg(test)]
