@@ -36,18 +36,6 @@ const OCI_CONFIG: &str = concat!(
     "/tests/containers/oci_config.py"
 );
 
-/// Panics, failing the test, unless `program` is on PATH.
-fn require(program: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{program} not found: this test needs it (apt-get install -y {package})")
-        })
-}
-
 /// Runs a command to its end; panics with its output unless it succeeds.
 fn run_ok(command: &mut Command) -> Output {
     let output = command

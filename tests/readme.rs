@@ -60,10 +60,7 @@ fn the_options_table_lists_every_option_and_variable() {
 
 #[test]
 fn the_first_example_prints_what_the_readme_shows() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port().to_string()
-    };
+    let port = free_port().to_string();
     // The README's `cargo run --release -- --drain 2s -- python3 -m http.server 8080`.
     let mut run =
         Launch::new(&["--drain", "2s"])

@@ -189,11 +189,6 @@ fn the_app_keeps_answering_http_during_the_drain() {
     assert!(secs(exited - t0) >= 2.0);
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// The status line of `GET /` on `port`, if the server answers.
 fn http_get(port: u16) -> Option<String> {
     use std::io::{Read, Write};

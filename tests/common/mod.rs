@@ -38,6 +38,24 @@ pub fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
+/// Panics, failing the test, unless `program` is on PATH (or in /usr/sbin).
+pub fn require(program: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{program} not found: this test needs it (apt-get install -y {package})")
+        })
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// A scratch directory of one test, removed when dropped.
 pub struct Scratch(pub PathBuf);
 
