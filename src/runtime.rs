@@ -85,7 +85,7 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
         Err(error) => return refuse_to_start(&config.command, &error),
     };
     debug!(
-        "started {:?} as pid {app}, in its own process group",
+        "started {:?} as pid {app}, in a process group (and, without a terminal, a session) of its own",
         config.command
     );
     let targets = Targets {
