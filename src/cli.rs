@@ -5,8 +5,8 @@
 //! variables all read it. Values stay strings here, each with the flag or
 //! variable it came from; `config` parses and checks them. (A hand-written
 //! parser rather than clap: drainit has a dozen options and runs at the start
-//! of every container, where clap cost seven times the instructions of the
-//! whole of tini and 40% of the binary.)
+//! of every container. With clap, its start took 1.12 M instructions, against
+//! 0.15 M for the whole of tini, and clap was 197 KB of the static binary.)
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;

@@ -74,9 +74,9 @@ impl Signal {
 
     /// Whether drainit blocks this signal and takes it with sigtimedwait:
     /// every signal but SIGKILL and SIGSTOP (which cannot be caught), the
-    /// faults (a crash must stay a crash), SIGPIPE (Rust ignores it, so that a
-    /// closed stderr gives drainit an error rather than a signal it would
-    /// forward) and the C library's reserved signals below SIGRTMIN (32 and
+    /// faults (a crash must stay a crash), SIGPIPE (ignored, so that a closed
+    /// stderr gives drainit an error rather than a signal it would forward)
+    /// and the C library's reserved signals below SIGRTMIN (32 and
     /// 33 for glibc's thread cancellation and setxid; 32 to 34 for musl).
     pub fn is_handled(self) -> bool {
         let libc_reserved = (32..libc::SIGRTMIN()).contains(&self.0);
