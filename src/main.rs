@@ -1,20 +1,18 @@
 //! `drainit [OPTIONS] [--] COMMAND [ARGS]...`: see the README.
 #![no_main]
 
-use std::ffi::{c_char, c_int};
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::exit;
 
 use drainit::config::{Config, Request};
 use drainit::{cli, exit_code, logger, runtime, sys};
 
-/// The C entry point rather than Rust's `fn main`: std's start-up would read
-/// /proc/self/maps to find the main thread's stack guard and map an alternate
-/// signal stack, a third of drainit's start-up work, for a program that never
-/// recurses. What else std's start-up does, drainit does itself: open
-/// /dev/null on a closed stdin, stdout or stderr, and ignore SIGPIPE.
-#[no_mangle]
-extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+// The C `main`, rather than Rust's `fn main`: see `sys::entry_point`.
+drainit::entry_point!(start);
+
+/// Everything drainit does, from its arguments (the program name first).
+fn start(args: Vec<OsString>) -> ! {
     // First of all: a SIGTERM that came before this would be lost or fatal.
     let signals = match sys::block_signals() {
         Ok(signals) => signals,
@@ -27,8 +25,6 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         logger::say(format_args!("cannot set up stdio and SIGPIPE: {error}"));
         exit(exit_code::FAILURE);
     }
-    // SAFETY: the C runtime passes main `argc` valid C strings in `argv`.
-    let args = unsafe { sys::args(argc, argv) };
     let config = match Config::from_process(args) {
         Ok(Request::Run(config)) => config,
         Ok(Request::Help) => print_and_exit(&cli::help()),

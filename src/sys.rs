@@ -59,8 +59,32 @@ pub fn standard_start() -> io::Result<()> {
     Ok(())
 }
 
+/// Defines the binary's C `main`, which calls `$start` with the arguments
+/// (the program name first) and never returns.
+///
+/// The C entry point rather than Rust's `fn main`: std's start-up would read
+/// /proc/self/maps to find the main thread's stack guard (with glibc) and map
+/// an alternate signal stack, for a program that never recurses; without it
+/// drainit starts 60 to 100 µs sooner. What else std's start-up does, drainit
+/// does itself ([`standard_start`]). A macro, so that its `unsafe` stays in
+/// this module.
+#[macro_export]
+macro_rules! entry_point {
+    ($start:path) => {
+        #[no_mangle]
+        extern "C" fn main(
+            argc: ::std::ffi::c_int,
+            argv: *const *const ::std::ffi::c_char,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: the C runtime passes main `argc` valid C strings in `argv`.
+            let args = unsafe { $crate::sys::args(argc, argv) };
+            $start(args)
+        }
+    };
+}
+
 /// The arguments of the C `main`, byte for byte. (std's `args_os` relies on
-/// its own start-up on some C libraries, which the C entry point skips.)
+/// its own start-up with musl, which the C entry point skips.)
 ///
 /// # Safety
 /// `argv` must hold `argc` valid C strings, as the C runtime passes them to `main`.
