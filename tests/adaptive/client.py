@@ -22,7 +22,8 @@ while time.monotonic_ns() < until:
         failed += response.status != 200
         if mode == "new":
             connection.close()
-    except OSError:
+    except (OSError, http.client.HTTPException):
+        # Refused, reset, or cut short mid-response (IncompleteRead): failed.
         failed += 1
         connection = None
     time.sleep(0.02)
