@@ -349,7 +349,7 @@ pub fn help() -> String {
          Runs COMMAND in its own process group, reaps zombies and forwards signals. On SIGTERM\n\
          it lets the app keep serving for the drain, then sends the stop signal to the whole\n\
          group, and SIGKILLs what is left before the platform's deadline (grace − kill margin).\n\n\
-         Options (each also read from its variable):\n",
+         Options (a flag wins over its [env: ...] variable):\n",
         env!("CARGO_PKG_VERSION")
     );
     for opt in OPTIONS {
