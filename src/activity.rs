@@ -21,6 +21,7 @@ use crate::sys::Netlink;
 pub struct TcpSocket {
     /// Kernel TCP state (`TCP_LISTEN` = 10, `TCP_ESTABLISHED` = 1, ...).
     pub state: u8,
+    /// The port the socket is bound to on this side.
     pub local_port: u16,
     /// What identifies the connection across snapshots: the socket cookie,
     /// or the remote address under /proc.
@@ -148,7 +149,9 @@ pub fn diag_request(family: u8) -> Vec<u8> {
 /// Whether a dump has more to come.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Dump {
+    /// More datagrams of the dump follow.
     More,
+    /// The dump ended (NLMSG_DONE).
     Done,
 }
 

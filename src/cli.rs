@@ -23,13 +23,17 @@ pub enum Takes {
 /// One option of the command line.
 #[derive(Debug)]
 pub struct Opt {
+    /// `drain` for `--drain`.
     pub long: &'static str,
+    /// `v` for `-v`, if the option has a short form.
     pub short: Option<char>,
     /// The environment variable that sets it when the flag is absent.
     pub env: Option<&'static str>,
+    /// A value, or nothing.
     pub takes: Takes,
     /// Repeatable, values accumulate; in the variable, a comma-separated list.
     pub list: bool,
+    /// Its line in `--help`.
     pub help: &'static str,
 }
 
@@ -229,8 +233,11 @@ impl Raw {
 /// What to do, once the command line is read.
 #[derive(Debug)]
 pub enum Parsed {
+    /// Run (or `--check`) with these raw values.
     Run(Raw),
+    /// `-h`, `--help`.
     Help,
+    /// `-V`, `--version`.
     Version,
 }
 

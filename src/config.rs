@@ -30,6 +30,7 @@ const KUBERNETES_ENV: &str = "KUBERNETES_SERVICE_HOST";
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// Not given: drainit's default.
     Default,
     /// The default that applies because `KUBERNETES_SERVICE_HOST` is set.
     Kubernetes,
@@ -62,7 +63,9 @@ impl fmt::Display for Source {
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting<T> {
+    /// The checked value.
     pub value: T,
+    /// Where it came from.
     pub source: Source,
 }
 
@@ -83,28 +86,40 @@ impl Setting<Duration> {
 pub enum Subreaper {
     /// When it is not PID 1: the only case where orphans would escape it.
     Auto,
+    /// Always (`--subreaper`, `DRAINIT_SUBREAPER=1`).
     Always,
+    /// Never (`--no-subreaper`, `DRAINIT_SUBREAPER=0`).
     Never,
 }
 
 /// Everything drainit needs to run, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// How long the app keeps serving after SIGTERM (the longest, with the adaptive drain).
     pub drain: Setting<Duration>,
     /// Adaptive drain: the quiet time that ends it (`--drain-quiet`), if set.
     pub drain_quiet: Setting<Option<Duration>>,
     /// Adaptive drain: its shortest length (`--drain-min`).
     pub drain_min: Setting<Duration>,
+    /// The platform's time from SIGTERM to its SIGKILL.
     pub grace: Setting<Duration>,
+    /// drainit's SIGKILL comes this long before the platform's.
     pub kill_margin: Setting<Duration>,
+    /// What the app gets when the drain ends.
     pub stop_signal: Setting<Signal>,
+    /// How long processes the app left get between the stop signal and SIGKILL.
     pub cleanup: Setting<Duration>,
+    /// Signals forwarded as others (`--rewrite`).
     pub rewrites: Setting<Vec<Rewrite>>,
     /// Forward signals to the main child only (`--no-group`).
     pub no_group: Setting<bool>,
+    /// The app's exit codes reported as 0 (`--success-exit`).
     pub success_exits: Setting<Vec<i32>>,
+    /// What the app gets if drainit dies (`--pdeathsig`).
     pub pdeathsig: Setting<Option<Signal>>,
+    /// When drainit becomes a child subreaper.
     pub subreaper: Setting<Subreaper>,
+    /// The log level, after `-v` and `-q`.
     pub log_level: Setting<LevelFilter>,
     /// Print the configuration and exit (`--check`).
     pub check: bool,
@@ -128,7 +143,9 @@ impl fmt::Display for ConfigError {
 pub enum Request {
     /// Run the app (or, with `--check`, describe the plan).
     Run(Box<Config>),
+    /// `--help`: print the help.
     Help,
+    /// `--version`: print the version.
     Version,
 }
 

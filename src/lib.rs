@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! drainit: a container init (PID 1) that drains before it stops the app.
 //!
 //! How the pieces fit, from the outside in:

@@ -47,6 +47,8 @@ const NAMES: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
+/// The signals drainit's code names.
+#[allow(missing_docs)]
 impl Signal {
     pub const HUP: Signal = Signal(libc::SIGHUP);
     pub const INT: Signal = Signal(libc::SIGINT);
@@ -92,6 +94,7 @@ impl Signal {
         (1..=max()).contains(&number).then_some(Signal(number))
     }
 
+    /// The signal's number, for system calls.
     pub fn as_raw(self) -> i32 {
         self.0
     }
@@ -148,6 +151,7 @@ fn offset(suffix: &str, sign: char) -> Option<i32> {
 /// `--rewrite FROM:TO`: forward TO when FROM arrives; TO `0` drops FROM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rewrite {
+    /// The signal drainit receives.
     pub from: Signal,
     /// `None`: FROM is not forwarded at all (dumb-init's `-r FROM:0`).
     pub to: Option<Signal>,

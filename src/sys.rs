@@ -365,6 +365,7 @@ pub fn become_subreaper() -> io::Result<()> {
 pub struct Netlink(std::os::fd::OwnedFd);
 
 impl Netlink {
+    /// Opens a socket for sock_diag requests, with a 1 s receive timeout.
     pub fn sock_diag() -> io::Result<Netlink> {
         const NETLINK_SOCK_DIAG: libc::c_int = 4;
         // SAFETY: socket takes integers; a non-negative result is a new

@@ -87,7 +87,9 @@ impl Plan {
 /// How the main child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildStatus {
+    /// It exited with this code.
     Exited(i32),
+    /// This signal killed it.
     Killed(Signal),
 }
 
@@ -118,7 +120,9 @@ pub enum Event {
     /// drainit reaped its exited children: `app` is the main child's status if
     /// it was among them; `children_left` says whether drainit still has any.
     Reaped {
+        /// The main child's status, if it was reaped.
         app: Option<ChildStatus>,
+        /// Whether drainit still has children after reaping.
         children_left: bool,
     },
     /// The traffic sample asked for by [`Action::Sample`]: whether anything
