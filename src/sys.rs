@@ -227,22 +227,10 @@ fn set_parent_death_signal(signal: Signal, parent: libc::pid_t) -> io::Result<()
 /// that read alone took 150 µs of drainit's start.)
 fn reset_signals() -> io::Result<()> {
     for number in 1..=libc::SIGRTMAX() {
-        if number == libc::SIGKILL || number == libc::SIGSTOP {
-            continue;
+        if number != libc::SIGKILL && number != libc::SIGSTOP {
+            // Failure leaves that one signal as it was; nothing better to do here.
+            let _ = set_default_action(number);
         }
-        // An all-zero kernel sigaction is SIG_DFL, no flags, empty mask.
-        let default = [0u64; 4];
-        // SAFETY: rt_sigaction reads a kernel sigaction from a live, large
-        // enough buffer; a raw system call is async-signal-safe.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                number,
-                default.as_ptr(),
-                ptr::null_mut::<u64>(),
-                std::mem::size_of::<u64>(),
-            )
-        };
     }
     let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it. Both are
@@ -262,13 +250,30 @@ fn reset_signals() -> io::Result<()> {
 /// (which survives exec), and then the kernel reaps drainit's children
 /// itself: drainit would never learn that the app exited.
 fn restore_sigchld() -> io::Result<()> {
-    // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask and no flags.
+    set_default_action(libc::SIGCHLD)
+}
+
+/// Sets signal `number` to its default action, through the raw system call:
+/// glibc's sigaction refuses its reserved signals 32 and 33. Async-signal-safe.
+fn set_default_action(number: libc::c_int) -> io::Result<()> {
+    // An all-zero kernel sigaction is SIG_DFL, no flags, empty mask.
+    let default = [0u64; 4];
+    // SAFETY: rt_sigaction reads a kernel sigaction from a live, large enough
+    // buffer, and writes no old action (null); a raw system call is
+    // async-signal-safe.
     let rc = unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(libc::SIGCHLD, &action, ptr::null_mut())
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            number,
+            default.as_ptr(),
+            ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        )
     };
-    check(rc)
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether stdin is a terminal (`docker run -t`).
