@@ -62,7 +62,7 @@ build_images() {
             -e 's|^COPY --from=build .*/slow_server /app|COPY slow_server /app|' >"$app/Containerfile"
     grep -q "^COPY --from=drainit:$version /drainit /drainit" "$app/Containerfile" ||
         fail "Dockerfile.example no longer has the COPY lines this script rewrites"
-    pm build --quiet --network none "${limits[@]}" -f "$app/Containerfile" \
+    pm build --network none "${limits[@]}" -f "$app/Containerfile" \
         -t localhost/drainit-example:latest "$app" >"$store/app-build.log" 2>&1 ||
         { cat "$store/app-build.log" >&2; fail "podman build of the example app image"; }
     pm tag localhost/drainit-example:latest registry.example.com/drainit-example:latest
