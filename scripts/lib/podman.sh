@@ -19,8 +19,11 @@ command -v nsenter >/dev/null || fail "nsenter not found (apt-get install -y uti
 store=$(mktemp -d /tmp/drainit-podman.XXXXXX)
 nofile=$(( $(ulimit -Hn) < 1024 ? $(ulimit -Hn) : 1024 ))
 limits=(--ulimit "nofile=$nofile:$nofile" --ulimit nproc=4096:4096)
+# The same limits for what has no --ulimit (podman kube play).
+mkdir -p "$store"
+printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=4096:4096"]\n' "$nofile" "$nofile" >"$store/containers.conf"
 pm() {
-    podman --root "$store/storage" --runroot "$store/run" --tmpdir "$store/tmp" \
+    CONTAINERS_CONF=$store/containers.conf podman --root "$store/storage" --runroot "$store/run" --tmpdir "$store/tmp" \
         --cgroup-manager cgroupfs --events-backend file "$@"
 }
 podman_cleanup() {
