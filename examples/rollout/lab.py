@@ -50,9 +50,11 @@ LAG = env_float("ROLLOUT_LAG", 2)  # endpoint removal -> Service rules and ingre
 GRACE = env_float("ROLLOUT_GRACE", 30)  # terminationGracePeriodSeconds
 DRAIN = env_float("ROLLOUT_DRAIN", 5)  # drainit's fixed drain, and the preStop sleep
 ADAPTIVE = os.environ.get("ROLLOUT_ADAPTIVE", "--drain 15s --drain-min 2s --drain-quiet 1s").split()
-CONCURRENCY = int(os.environ.get("ROLLOUT_CONCURRENCY", "4"))  # per load stream
-RATE = int(os.environ.get("ROLLOUT_RATE", "50"))  # requests/s per worker
-TIMEOUT = env_float("ROLLOUT_TIMEOUT", 3)  # the clients' request timeout
+CONCURRENCY = int(os.environ.get("ROLLOUT_CONCURRENCY", "8"))  # per load stream
+RATE = int(os.environ.get("ROLLOUT_RATE", "25"))  # requests/s per worker
+TIMEOUT = env_float("ROLLOUT_TIMEOUT", 5)  # the clients' request timeout
+PROBE = env_float("ROLLOUT_PROBE_PERIOD", 1)  # the readiness probe's periodSeconds
+MIN_READY = env_float("ROLLOUT_MIN_READY", 2)  # the Deployment's minReadySeconds
 WARMUP = 2.0  # load before the first new pod, and after the last old pod is gone
 
 NODE = "ro-node"
@@ -81,8 +83,9 @@ ORDER = os.environ.get(
     "ROLLOUT_CONTENDERS",
     "tini,drainit,drainit adaptive" if QUICK else "tini,dumb-init,preStop sleep,drainit,drainit adaptive",
 ).split(",")
-# Scenarios: "new" = hey, a new connection per request, through the Service and
-# the ingress; "keepalive" = wrk, connections kept for the whole run.
+# Scenarios: "new" = hey, a new connection per request; "keepalive" = hey, each
+# worker keeping its connection for the whole run; both through the Service and
+# through the ingress at the same time.
 SCENARIOS = os.environ.get("ROLLOUT_SCENARIOS", "new" if QUICK else "new,keepalive").split(",")
 
 
@@ -360,11 +363,15 @@ class Pod:
         lab.event("created", self.name)
 
     def wait_ready(self):
-        """The readiness probe: HTTP 200 on /, every 100 ms."""
-        self.lab.wait_for(lambda: self.lab.node(http_status, self.ip, APP_PORT) == 200
-                          or self.process.poll() is not None, 10, self.name + " to be ready")
-        if self.process.poll() is not None:
-            raise RuntimeError("%s exited before it was ready:\n%s" % (self.name, open(self.log_path).read()))
+        """The kubelet's readiness probe: GET / must answer 200; tried every
+        PROBE seconds from the container's start (initialDelaySeconds 0)."""
+        deadline = time.monotonic() + 20
+        while self.lab.node(http_status, self.ip, APP_PORT) != 200:
+            if self.process.poll() is not None:
+                raise RuntimeError("%s exited before it was ready:\n%s" % (self.name, open(self.log_path).read()))
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s is not ready after 20 s:\n%s" % (self.name, open(self.log_path).read()))
+            time.sleep(PROBE)
         self.lab.event("ready", self.name)
 
     def kubelet_stop(self):
@@ -374,6 +381,12 @@ class Pod:
         lab = self.lab
         t0 = time.monotonic()
         lab.event("deleted", self.name)
+        # The connections that the endpoint's removal does not move: still
+        # established to this pod half a second after the removal reached the
+        # rules and the ingress (conntrack's table, in the node's netns).
+        self.pinned = None
+        timer = threading.Timer(LAG + 0.5, self.count_pinned)
+        timer.start()
         hook = CONTENDERS[self.contender].get("prestop")
         if hook:
             subprocess.run(["runc", "--root", lab.runc_root, "exec", self.name, "/bin/sleep", "%g" % hook],
@@ -388,7 +401,16 @@ class Pod:
             self.process.wait()
         self.exited = time.time()
         lab.event("container exited", self.name)
+        timer.join()
         self.destroy()
+
+    def count_pinned(self):
+        if self.process.poll() is not None:
+            self.pinned = 0
+            return
+        out = run("conntrack", "-L", "-p", "tcp", "--state", "ESTABLISHED", "--reply-src", self.ip,
+                  netns=NODE, check=False)
+        self.pinned = sum(1 for line in out.splitlines() if line.startswith("tcp"))
 
     def app_times(self):
         """From the app's log: when it got its stop signal, when it exited."""
@@ -490,9 +512,10 @@ class HeySlices(threading.Thread):
 
 
 def parse_hey(text):
-    """hey's summary -> {"ok": N, "failed": N, "kinds": {kind: N}}."""
+    """hey's summary -> {"ok": N, "failed": N, "kinds": {kind: N}, "slowest": s}."""
     ok, failed, kinds = 0, 0, {}
     section = None
+    slowest = re.search(r"Slowest:\s+([0-9.]+) secs", text)
     for line in text.splitlines():
         if line.startswith("Status code distribution"):
             section = "status"
@@ -512,7 +535,7 @@ def parse_hey(text):
             failed += count
             kind = error_kind(rest)
             kinds[kind] = kinds.get(kind, 0) + count
-    return {"ok": ok, "failed": failed, "kinds": kinds}
+    return {"ok": ok, "failed": failed, "kinds": kinds, "slowest": float(slowest.group(1)) if slowest else 0.0}
 
 
 def error_kind(message):
@@ -524,61 +547,27 @@ def error_kind(message):
     return message[-60:]
 
 
-WRK_SCRIPT = """
--- Keep-alive load at a fixed rate per connection, counting answers per second.
-counts = {}
-function delay() return %d end
-function response(status, headers, body)
-  local second = os.time()
-  local c = counts[second]
-  if c == nil then c = {0, 0}; counts[second] = c end
-  if status >= 200 and status < 300 then c[1] = c[1] + 1 else c[2] = c[2] + 1 end
-end
-threads = {}
-function setup(thread) table.insert(threads, thread) end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("errors connect=%%d read=%%d write=%%d status=%%d timeout=%%d requests=%%d\\n",
-    e.connect, e.read, e.write, e.status, e.timeout, summary.requests))
-  for _, thread in ipairs(threads) do
-    for second, c in pairs(thread:get("counts")) do
-      io.write(string.format("second %%d %%d %%d\\n", second, c[1], c[2]))
-    end
-  end
-end
-"""
+class HeyKeepalive:
+    """hey with keep-alive (Go's client, its default): CONCURRENCY workers,
+    each on a connection it keeps for the whole run (conntrack pins it to one
+    pod), at RATE requests/s; stopped by SIGINT, after which hey reports.
+    Only totals: hey reports errors in its summary alone, and slicing the run
+    would reopen the connections every second."""
 
-
-class Wrk:
-    """wrk, keep-alive: CONCURRENCY connections opened at the start and kept,
-    each sending at RATE requests/s, answers counted per second by its Lua
-    script; errors (connect, read, write, timeout) only as totals."""
-
-    def __init__(self, url, out_path, script_path):
-        with open(script_path, "w") as f:
-            f.write(WRK_SCRIPT % (1000 // RATE))
+    def __init__(self, url, out_path):
         self.out_path = out_path
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", NODE, "wrk", "-t", "1", "-c", str(CONCURRENCY), "-d", "600s",
-             "--timeout", "%gs" % TIMEOUT, "-s", script_path, url],
+            ["ip", "netns", "exec", NODE, "hey", "-z", "600s", "-c", str(CONCURRENCY), "-q", str(RATE),
+             "-t", "%g" % TIMEOUT, url],
             stdin=subprocess.DEVNULL, stdout=open(out_path, "w"), stderr=subprocess.STDOUT)
 
-    def finish(self, start):
-        self.proc.send_signal(signal.SIGINT)  # wrk stops and reports
+    def finish(self):
+        self.proc.send_signal(signal.SIGINT)  # hey stops and reports
         self.proc.wait(timeout=30)
         text = open(self.out_path).read()
-        m = re.search(r"errors connect=(\d+) read=(\d+) write=(\d+) status=(\d+) timeout=(\d+) requests=(\d+)", text)
-        if not m:
-            raise RuntimeError("wrk did not report:\n" + text)
-        connect, read, write, status, timeout, requests = map(int, m.groups())
-        per_second = {}
-        for second, ok, bad in re.findall(r"^second (\d+) (\d+) (\d+)$", text, re.M):
-            per_second[int(second) - int(start)] = (int(ok), int(bad))
-        kinds = {k: v for k, v in (("connect error", connect), ("read error (connection closed or reset)", read),
-                                   ("write error", write), ("non-2xx", status), ("timeout", timeout)) if v}
-        ok = sum(v[0] for v in per_second.values())
-        return {"ok": ok, "failed": sum(kinds.values()), "kinds": kinds, "per_second": per_second,
-                "wrk_requests": requests}
+        if "Status code distribution" not in text and "Error distribution" not in text:
+            raise RuntimeError("hey did not report:\n" + text)
+        return parse_hey(text)
 
 
 # --- one rolling update -------------------------------------------------------------
@@ -594,6 +583,8 @@ def rollout(lab, contender, scenario):
     time.sleep(0.5)  # the old workers of nginx's reload are gone
     controller = EndpointController(lab, LAG)
 
+    access_log = os.path.join(lab.tmp, "nginx", "access.log")
+    access_from = os.path.getsize(access_log) if os.path.exists(access_log) else 0
     start = int(time.time()) + 1  # load seconds are wall-clock seconds from here
     out = os.path.join(lab.tmp, "load-%s-%s" % (contender.replace(" ", "-"), scenario))
     os.makedirs(out)
@@ -601,15 +592,15 @@ def rollout(lab, contender, scenario):
         streams = {"service": HeySlices("http://%s/" % VIP, start, os.path.join(out, "service")),
                    "ingress": HeySlices("http://%s/" % INGRESS, start, os.path.join(out, "ingress"))}
     else:
-        streams = {"service": Wrk("http://%s/" % VIP, os.path.join(out, "service.txt"), os.path.join(out, "s.lua")),
-                   "ingress": Wrk("http://%s/" % INGRESS, os.path.join(out, "ingress.txt"),
-                                  os.path.join(out, "i.lua"))}
-        start = time.time()
+        streams = {"service": HeyKeepalive("http://%s/" % VIP, os.path.join(out, "service.txt")),
+                   "ingress": HeyKeepalive("http://%s/" % INGRESS, os.path.join(out, "ingress.txt"))}
     time.sleep(max(0.0, start + WARMUP - time.time()))
 
-    # maxSurge 1, maxUnavailable 0: a new pod, its readiness, its endpoint;
-    # then an old pod is deleted (the kubelet's stop and the endpoint's
-    # removal start at the same instant, the removal lands after the lag).
+    # maxSurge 1, maxUnavailable 0: a new pod; once ready, its endpoint is
+    # added (it lands after the lag too); once it has been ready for
+    # minReadySeconds (available), an old pod is deleted: the kubelet's stop
+    # and the endpoint's removal start at the same instant, the removal lands
+    # after the lag.
     t_rollout = time.time()
     stoppers = []
     for i in range(REPLICAS):
@@ -617,6 +608,7 @@ def rollout(lab, contender, scenario):
         new.wait_ready()
         endpoints.append(new.ip)
         controller.change(endpoints, "endpoint added", new.name)
+        time.sleep(MIN_READY)
         victim = old[i]
         endpoints.remove(victim.ip)
         controller.change(endpoints, "endpoint removed", victim.name)
@@ -633,16 +625,27 @@ def rollout(lab, contender, scenario):
 
     results = {}
     for path, stream in streams.items():
-        results[path] = stream.finish() if scenario == "new" else stream.finish(start)
-    logs = {}
-    stops = []
+        results[path] = stream.finish()
+    logs, stops, stop_times = {}, [], {}
     deleted = {pod: t for t, kind, pod in lab.events if kind == "deleted"}
     for pod in old:
         stop, text = pod.app_times()
         logs[pod.name] = text
         stops.append(round(stop - deleted[pod.name], 3) if stop else None)
+        if stop:
+            stop_times[pod.name] = round(stop - t_rollout, 3)
     for pod in [p for p in lab.pods.values() if p.generation == 2]:
         pod.destroy()
+
+    # The ingress's own view: requests it passed to a second pod after an
+    # error or a timeout on the first (proxy_next_upstream), and how they ended.
+    retried = {"answered": 0, "failed": 0}
+    with open(access_log) as f:
+        f.seek(access_from)
+        for line in f:
+            fields = line.split(" ", 3)
+            if len(fields) == 4 and "," in fields[3]:
+                retried["answered" if fields[1].startswith("2") else "failed"] += 1
 
     runs = []
     for path, r in results.items():
@@ -654,24 +657,31 @@ def rollout(lab, contender, scenario):
                 for k, v in s["kinds"].items():
                     kinds[k] = kinds.get(k, 0) + v
             timeline = [[round(start + j - t_rollout, 3), s["ok"], s["failed"]] for j, s in enumerate(r)]
+            slowest = max(s["slowest"] for s in r)
         else:
             ok, failed, kinds = r["ok"], r["failed"], r["kinds"]
-            timeline = [[round(int(start) + j - t_rollout, 3), v[0], v[1]] for j, v in sorted(r["per_second"].items())]
+            timeline = []
+            slowest = r["slowest"]
         runs.append({
             "init": contender,
             "path": path,
-            "client": "hey, a new connection per request" if scenario == "new" else "wrk, keep-alive",
+            "client": "hey, a new connection per request" if scenario == "new" else "hey, keep-alive",
             "requests": ok + failed,
             "failed": failed,
             "failures": kinds,
+            "slowest_answer_s": slowest,
             "rollout_s": round(t_done - t_rollout, 2),
             "stop_signal_after_deletion_s": stops,
+            # per old pod, all paths together:
+            "established_after_removal": [pod.pinned for pod in old],
             "timeline": timeline,  # [second from the rollout's start, answered, failed]
         })
+        if path == "ingress":
+            runs[-1]["ingress_retried"] = retried
         log("  %-8s %6d requests, %4d failed %s; rollout %.1f s; the app's stop signal at %s s after deletion"
             % (path, ok + failed, failed, json.dumps(kinds) if kinds else "", t_done - t_rollout, stops))
     events = [[round(t - t_rollout, 3), kind, pod] for t, kind, pod in lab.events]
-    return runs, {"init": contender, "scenario": scenario, "events": events, "logs": logs}
+    return runs, {"init": contender, "scenario": scenario, "events": events, "stops": stop_times, "logs": logs}
 
 
 def machine():
@@ -714,6 +724,8 @@ def main():
         "lag_s": LAG,
         "grace_s": GRACE,
         "replicas": REPLICAS,
+        "readiness_probe_period_s": PROBE,
+        "min_ready_s": MIN_READY,
         "load": "per path: %d workers at %d requests/s each (%d requests/s), request timeout %g s"
                 % (CONCURRENCY, RATE, CONCURRENCY * RATE, TIMEOUT),
         "inits": {name: " ".join(CONTENDERS[name]["args"]) + (

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The rollout lab (examples/rollout/README.md): a rolling update of N pods
 # behind a real Service (kube-proxy's iptables rules) and a real ingress
-# (nginx), under real load (hey, wrk), once per init: tini, dumb-init,
+# (nginx), under real load (hey), once per init: tini, dumb-init,
 # `preStop: sleep`, drainit with a fixed drain, drainit with the adaptive one.
 #
 #   examples/rollout/run.sh                  the full lab, about 4 minutes: writes
@@ -39,7 +39,6 @@ fail() {
 need=()
 command -v runc >/dev/null || need+=(runc)
 command -v hey >/dev/null || need+=(hey)
-command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 [ -x /usr/bin/tini-static ] || need+=(tini)
 [ -x /usr/bin/dumb-init ] || need+=(dumb-init)
