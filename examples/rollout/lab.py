@@ -53,6 +53,7 @@ ADAPTIVE = os.environ.get("ROLLOUT_ADAPTIVE", "--drain 15s --drain-min 2s --drai
 CONCURRENCY = int(os.environ.get("ROLLOUT_CONCURRENCY", "8"))  # per load stream
 RATE = int(os.environ.get("ROLLOUT_RATE", "25"))  # requests/s per worker
 TIMEOUT = env_float("ROLLOUT_TIMEOUT", 5)  # the clients' request timeout
+SANDBOX_TEARDOWN = env_float("ROLLOUT_SANDBOX_TEARDOWN", 1)  # container exit -> CNI DEL (PLEG's relist)
 PROBE = env_float("ROLLOUT_PROBE_PERIOD", 1)  # the readiness probe's periodSeconds
 MIN_READY = env_float("ROLLOUT_MIN_READY", 2)  # the Deployment's minReadySeconds
 WARMUP = 2.0  # load before the first new pod, and after the last old pod is gone
@@ -377,7 +378,10 @@ class Pod:
     def kubelet_stop(self):
         """What the kubelet does on deletion: the preStop hook if any, SIGTERM
         to PID 1, SIGKILL at the grace period; then the sandbox goes (CNI DEL:
-        the netns and its veth)."""
+        the netns and its veth), SANDBOX_TEARDOWN after the container's exit
+        (the kubelet notices the exit at its next relist, every second).
+        Until then the pod's address refuses connections; after, it is gone
+        and connections to it time out."""
         lab = self.lab
         t0 = time.monotonic()
         lab.event("deleted", self.name)
@@ -401,13 +405,15 @@ class Pod:
             self.process.wait()
         self.exited = time.time()
         lab.event("container exited", self.name)
-        timer.join()
+        time.sleep(SANDBOX_TEARDOWN)
         self.destroy()
+        lab.event("sandbox removed", self.name)
+        timer.join()
 
     def count_pinned(self):
         if self.process.poll() is not None:
-            self.pinned = 0
-            return
+            return  # the app is gone: conntrack's entries to it say nothing
+
         out = run("conntrack", "-L", "-p", "tcp", "--state", "ESTABLISHED", "--reply-src", self.ip,
                   netns=NODE, check=False)
         self.pinned = sum(1 for line in out.splitlines() if line.startswith("tcp"))
@@ -489,9 +495,8 @@ class HeySlices(threading.Thread):
     def run(self):
         second = 0
         while not self.stop.is_set():
-            delay = self.start_at + second - time.time()
-            if delay > 0:
-                time.sleep(delay)
+            if self.stop.wait(max(0.0, self.start_at + second - time.time())):
+                break
             out = open(os.path.join(self.out_dir, "%04d.txt" % second), "w")
             self.procs.append(subprocess.Popen(
                 ["ip", "netns", "exec", NODE, "hey", "-z", "1s", "-c", str(CONCURRENCY), "-q", str(RATE),
@@ -726,6 +731,7 @@ def main():
         "replicas": REPLICAS,
         "readiness_probe_period_s": PROBE,
         "min_ready_s": MIN_READY,
+        "sandbox_teardown_s": SANDBOX_TEARDOWN,
         "load": "per path: %d workers at %d requests/s each (%d requests/s), request timeout %g s"
                 % (CONCURRENCY, RATE, CONCURRENCY * RATE, TIMEOUT),
         "inits": {name: " ".join(CONTENDERS[name]["args"]) + (

@@ -22,7 +22,7 @@ def table(results):
     for r in results["runs"]:
         kinds = ", ".join("%s %d" % (k, v) for k, v in sorted(r["failures"].items(), key=lambda kv: -kv[1]))
         stops = ", ".join("%.1f s" % s if s is not None else "?" for s in r["stop_signal_after_deletion_s"])
-        pinned = ", ".join("?" if n is None else str(n) for n in r.get("established_after_removal", []))
+        pinned = ", ".join("(exited)" if n is None else str(n) for n in r.get("established_after_removal", []))
         retried = r.get("ingress_retried")
         rows.append("| %s | %s | %s | %d | %s | %s | %.2f s | %s | %s | %s | %.1f s |" % (
             r["init"], r["client"].replace("hey, ", ""), r["path"], r["requests"],
@@ -60,6 +60,8 @@ def svg(results):
     scenarios = ["new"]
     lane_h, top, left, width = 92, 84, 170, 800
     lanes = [(s, d) for s in scenarios for d in results["details"] if d["scenario"] == s]
+    if not lanes:
+        return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>\n'
     height = top + len(lanes) * (lane_h + 18) + len(scenarios) * 28 + 30
     t_min = -2.0
     t_max = max(e[0] for _, d in lanes for e in d["events"]) + 3
@@ -110,8 +112,7 @@ def svg(results):
         base = y + lane_h
         out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="#f7f7f7" stroke="#ccc"/>'
                    % (left, y, width, lane_h))
-        runs = [r for r in results["runs"] if r["init"] == d["init"] and
-                (r["client"].startswith("hey") == (scenario == "new"))]
+        runs = [r for r in results["runs"] if r["init"] == d["init"] and "new connection" in r["client"]]
         rollout = runs[0]["rollout_s"] if runs else 0
         out.append('<text x="10" y="%d" font-weight="bold">%s</text>' % (y + 16, esc(d["init"])))
         line_y = y + 31
