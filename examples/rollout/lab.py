@@ -37,9 +37,6 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
 def env_float(name, default):
     return float(os.environ.get(name, default))
 
@@ -69,15 +66,11 @@ APP_PORT = 8080
 APP = ["/usr/bin/python3", "-u", "/app.py", "--port", str(APP_PORT)]
 
 
-def drain_s():
-    return "%gs" % DRAIN
-
-
 CONTENDERS = {
     "tini": {"args": ["/tini", "--"] + APP},
     "dumb-init": {"args": ["/usr/bin/dumb-init"] + APP},
     "preStop sleep": {"args": ["/tini", "--"] + APP, "prestop": DRAIN},
-    "drainit": {"args": ["/drainit", "--drain", drain_s(), "--grace", "%gs" % GRACE, "--"] + APP},
+    "drainit": {"args": ["/drainit", "--drain", "%gs" % DRAIN, "--grace", "%gs" % GRACE, "--"] + APP},
     "drainit adaptive": {"args": ["/drainit"] + ADAPTIVE + ["--grace", "%gs" % GRACE, "--"] + APP},
 }
 ORDER = os.environ.get(
@@ -88,6 +81,12 @@ ORDER = os.environ.get(
 # worker keeping its connection for the whole run; both through the Service and
 # through the ingress at the same time.
 SCENARIOS = os.environ.get("ROLLOUT_SCENARIOS", "new" if QUICK else "new,keepalive").split(",")
+for _name in ORDER:
+    if _name not in CONTENDERS:
+        sys.exit("lab.py: ROLLOUT_CONTENDERS: unknown %r (known: %s)" % (_name, ", ".join(CONTENDERS)))
+for _name in SCENARIOS:
+    if _name not in ("new", "keepalive"):
+        sys.exit("lab.py: ROLLOUT_SCENARIOS: unknown %r (known: new, keepalive)" % _name)
 
 
 def log(message):
@@ -198,7 +197,8 @@ class Lab:
         lines += [
             '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
             '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
-            '-A KUBE-SERVICES -d %s/32 -p tcp -m comment --comment "lab/app cluster IP" -m tcp --dport 80 -j KUBE-SVC-RO' % VIP,
+            '-A KUBE-SERVICES -d %s/32 -p tcp -m comment --comment "lab/app cluster IP"'
+            ' -m tcp --dport 80 -j KUBE-SVC-RO' % VIP,
         ]
         n = len(endpoints)
         for i, (ip, chain) in enumerate(zip(endpoints, chains)):

@@ -222,7 +222,8 @@ def main():
             print("rollout: FAILED: " + p, file=sys.stderr)
         if problems:
             sys.exit(1)
-        print("rollout: OK: drainit (fixed and adaptive) failed no request through the Service or the ingress; tini failed some", file=sys.stderr)
+        print("rollout: OK: drainit (fixed and adaptive) failed no request through the Service or the ingress;"
+              " tini failed some through the Service", file=sys.stderr)
         return
     print(table(results))
     if "--svg" in args:
