@@ -50,6 +50,9 @@ pub struct Plan {
     pub kill_margin: Duration,
     /// What the app gets when the drain ends.
     pub stop_signal: Signal,
+    /// The signals that start the shutdown (`--drain-on`): SIGTERM, or the
+    /// image's STOPSIGNAL.
+    pub drain_on: Vec<Signal>,
     /// How long processes left behind by the app get between the stop signal and SIGKILL.
     pub cleanup: Duration,
     /// Signals forwarded as another (or not at all); the last rewrite of a signal wins.
@@ -58,6 +61,10 @@ pub struct Plan {
     pub success_exits: Vec<i32>,
     /// drainit is PID 1, so its last signals also reach processes outside the app's group.
     pub kill_everyone: bool,
+    /// Whether processes the app leaves behind when it exits are stopped and
+    /// killed before drainit exits: not with `--no-group` when drainit is not
+    /// PID 1 (as PID 1, its exit would kill them anyway).
+    pub clean_up_leftovers: bool,
 }
 
 impl Plan {
@@ -65,6 +72,18 @@ impl Plan {
     /// `drain < kill_after`.
     pub fn kill_after(&self) -> Duration {
         self.grace.saturating_sub(self.kill_margin)
+    }
+
+    /// When, after the first stop request, drainit gives up waiting for what
+    /// it killed: half the kill margin after the SIGKILL, so that drainit is
+    /// gone before the platform's deadline even if its SIGKILL could not land.
+    pub fn give_up_after(&self) -> Duration {
+        self.kill_after() + self.kill_margin / 2
+    }
+
+    /// Whether `signal` starts the shutdown.
+    pub fn drains_on(&self, signal: Signal) -> bool {
+        self.drain_on.contains(&signal)
     }
 
     /// What to forward when `signal` arrives: `None` if rewritten to nothing.
@@ -128,6 +147,9 @@ pub enum Event {
     /// The traffic sample asked for by [`Action::Sample`]: whether anything
     /// came in since the previous one, or why traffic cannot be measured.
     Activity(Result<bool, String>),
+    /// The kernel refused to let drainit send this signal (EPERM): the app
+    /// runs as another user.
+    NotPermitted(Signal),
     /// The wait ended without a signal: a deadline may have come.
     Timeout,
 }
@@ -157,8 +179,8 @@ enum Stage {
     Draining(Option<Sampling>),
     /// The app was told to stop; SIGKILL at `t0 + kill_after` if it lingers.
     Stopped,
-    /// SIGKILL sent; waiting for the app to be reaped.
-    Killed,
+    /// SIGKILL sent; waiting for the app to be reaped until `give_up_at`.
+    Killed { give_up_at: Instant },
     /// The app exited and left processes behind; they got the stop signal
     /// and get SIGKILL at `kill_at`.
     CleaningUp { app: ChildStatus, kill_at: Instant },
@@ -192,6 +214,8 @@ pub struct Timeline {
     stage: Stage,
     /// What happened since t0, for the summary line at exit.
     milestones: Vec<String>,
+    /// A signal the kernel did not let drainit send, if any.
+    not_permitted: Option<Signal>,
 }
 
 impl Timeline {
@@ -203,6 +227,7 @@ impl Timeline {
             t0: None,
             stage: Stage::Running,
             milestones: Vec::new(),
+            not_permitted: None,
         }
     }
 
@@ -216,8 +241,8 @@ impl Timeline {
             }
             Stage::Stopped => self.kill_at(),
             Stage::CleaningUp { kill_at, .. } => Some(kill_at),
-            Stage::Reaping { give_up_at, .. } => Some(give_up_at),
-            Stage::Running | Stage::Killed | Stage::Exited => None,
+            Stage::Killed { give_up_at } | Stage::Reaping { give_up_at, .. } => Some(give_up_at),
+            Stage::Running | Stage::Exited => None,
         }
     }
 
@@ -241,6 +266,13 @@ impl Timeline {
                 self.on_reaped(app, children_left, now, actions)
             }
             Event::Activity(sample) => self.on_activity(sample, now, actions),
+            Event::NotPermitted(signal) => {
+                if self.not_permitted.is_none() {
+                    self.milestones
+                        .push(format!("{signal} not permitted at {}", self.since(now)));
+                }
+                self.not_permitted = Some(signal);
+            }
             Event::Timeout => {}
         }
     }
@@ -288,7 +320,10 @@ impl Timeline {
                     ),
                 );
                 actions.push_back(Action::SignalAll(Signal::KILL));
-                self.stage = Stage::Killed;
+                let t0 = self.t0.unwrap_or(now);
+                self.stage = Stage::Killed {
+                    give_up_at: (t0 + self.plan.give_up_after()).max(now),
+                };
             }
             Stage::CleaningUp { app, .. } => {
                 let at = self.since(now);
@@ -302,8 +337,26 @@ impl Timeline {
                 actions.push_back(Action::SignalAll(Signal::KILL));
                 self.stage = Stage::Reaping {
                     app,
-                    give_up_at: now + REAP_AFTER_KILL,
+                    give_up_at: self.reap_until(now),
                 };
+            }
+            Stage::Killed { .. } => {
+                let waited = Human(self.plan.kill_margin / 2);
+                let why = match self.not_permitted {
+                    Some(signal) => format!("{signal} was not permitted"),
+                    None => "it may be stuck in the kernel".to_string(),
+                };
+                log(
+                    actions,
+                    Level::Error,
+                    format!(
+                        "the app was not reaped {waited} after SIGKILL ({why}); exiting before \
+                         the platform's deadline"
+                    ),
+                );
+                self.milestones
+                    .push(format!("gave up at {}", self.since(now)));
+                self.finish(ChildStatus::Killed(Signal::KILL), now, actions);
             }
             Stage::Reaping { app, .. } => {
                 log(
@@ -313,7 +366,17 @@ impl Timeline {
                 );
                 self.finish(app, now, actions);
             }
-            Stage::Running | Stage::Killed | Stage::Exited => {}
+            Stage::Running | Stage::Exited => {}
+        }
+    }
+
+    /// Until when to reap what got SIGKILL: [`REAP_AFTER_KILL`], and never
+    /// past the give-up time of a termination under way.
+    fn reap_until(&self, now: Instant) -> Instant {
+        let reap_until = now + REAP_AFTER_KILL;
+        match self.t0 {
+            Some(t0) => reap_until.min((t0 + self.plan.give_up_after()).max(now)),
+            None => reap_until,
         }
     }
 
@@ -321,8 +384,8 @@ impl Timeline {
         if signal == Signal::CHLD || self.stage == Stage::Exited {
             return;
         }
-        if signal == Signal::TERM {
-            return self.on_sigterm(now, actions);
+        if self.plan.drains_on(signal) {
+            return self.on_stop_request(signal, now, actions);
         }
         let Some(forward) = self.plan.rewrite(signal) else {
             return log(
@@ -332,7 +395,7 @@ impl Timeline {
             );
         };
         match self.stage {
-            Stage::Killed | Stage::Reaping { .. } => log(
+            Stage::Killed { .. } | Stage::Reaping { .. } => log(
                 actions,
                 Level::Debug,
                 format!("{signal} not forwarded: everything is being killed"),
@@ -347,6 +410,7 @@ impl Timeline {
                     format!("SIGINT at {at}: forwarding {forward} to the app now, drain cut short"),
                 );
                 actions.push_back(Action::Forward(forward));
+                self.resume_stopped(forward, Action::Forward, actions);
                 self.stage = Stage::Stopped;
             }
             _ => {
@@ -363,14 +427,21 @@ impl Timeline {
         }
     }
 
-    fn on_sigterm(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
+    /// A signal of `--drain-on` (SIGTERM by default): the platform asks the app to stop.
+    fn on_stop_request(&mut self, signal: Signal, now: Instant, actions: &mut VecDeque<Action>) {
         match self.stage {
-            Stage::Running => self.start_drain(now, actions),
-            Stage::Draining(_) => {
-                self.milestones
-                    .push(format!("second SIGTERM at {}", self.since(now)));
-                self.stop("second SIGTERM: drain cut short", now, actions);
-            }
+            Stage::Running => self.start_drain(signal, now, actions),
+            // Kubernetes retries the stop from the start when the kubelet or
+            // the runtime restarts mid-termination: a repeat must not cut
+            // short the drain it is there for.
+            Stage::Draining(_) => log(
+                actions,
+                Level::Info,
+                format!(
+                    "{signal} again at {}: the drain goes on (SIGINT stops the app at once)",
+                    self.since(now)
+                ),
+            ),
             Stage::Stopped => {
                 let stop = self.plan.stop_signal;
                 self.milestones
@@ -378,24 +449,42 @@ impl Timeline {
                 log(
                     actions,
                     Level::Info,
-                    format!("SIGTERM again: sending {stop} to the app again"),
+                    format!("{signal} again: sending {stop} to the app again"),
                 );
                 actions.push_back(Action::Forward(stop));
+                self.resume_stopped(stop, Action::Forward, actions);
             }
             Stage::CleaningUp { app, kill_at } if self.t0.is_none() => {
                 // The platform's deadline now bounds the cleanup too.
                 self.t0 = Some(now);
-                self.milestones.push("SIGTERM at +0s".to_string());
+                self.milestones.push(format!("{signal} at +0s"));
                 let kill_at = kill_at.min(now + self.plan.kill_after());
                 self.stage = Stage::CleaningUp { app, kill_at };
             }
-            Stage::CleaningUp { .. } | Stage::Killed | Stage::Reaping { .. } | Stage::Exited => {}
+            Stage::CleaningUp { .. }
+            | Stage::Killed { .. }
+            | Stage::Reaping { .. }
+            | Stage::Exited => {}
         }
     }
 
-    fn start_drain(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
+    /// SIGCONT after a signal meant to stop the app, as systemd sends it: a
+    /// process stopped by SIGSTOP (a debugger, job control) would otherwise
+    /// not handle it until SIGKILL. (SIGKILL itself ends a stopped process.)
+    fn resume_stopped(
+        &self,
+        sent: Signal,
+        to: fn(Signal) -> Action,
+        actions: &mut VecDeque<Action>,
+    ) {
+        if sent != Signal::CONT && sent != Signal::KILL {
+            actions.push_back(to(Signal::CONT));
+        }
+    }
+
+    fn start_drain(&mut self, signal: Signal, now: Instant, actions: &mut VecDeque<Action>) {
         self.t0 = Some(now);
-        self.milestones.push("SIGTERM at +0s".to_string());
+        self.milestones.push(format!("{signal} at +0s"));
         let plan = &self.plan;
         let kill = format!(
             "SIGKILL at +{} (grace {} − margin {}) if anything is still running",
@@ -404,11 +493,11 @@ impl Timeline {
             Human(plan.kill_margin)
         );
         if plan.drain.is_zero() {
-            log(actions, Level::Info, format!("SIGTERM: no drain; {kill}"));
+            log(actions, Level::Info, format!("{signal}: no drain; {kill}"));
             self.stop("stopping", now, actions);
         } else if let Some(adaptive) = plan.adaptive {
             let message = format!(
-                "SIGTERM: draining while the app keeps serving, until its TCP listeners have had \
+                "{signal}: draining while the app keeps serving, until its TCP listeners have had \
                  no traffic for {} (at least {}, at most {}); then {} to the app, {kill}",
                 Human(adaptive.quiet),
                 Human(adaptive.min),
@@ -426,7 +515,7 @@ impl Timeline {
             actions.push_back(Action::Sample);
         } else {
             let message = format!(
-                "SIGTERM: draining for {} while the app keeps serving; {} to the app at +{}, {kill}",
+                "{signal}: draining for {} while the app keeps serving; {} to the app at +{}, {kill}",
                 Human(plan.drain),
                 plan.stop_signal,
                 Human(plan.drain),
@@ -502,6 +591,7 @@ impl Timeline {
             format!("{why}: sending {stop} to the app at {at}"),
         );
         actions.push_back(Action::Forward(stop));
+        self.resume_stopped(stop, Action::Forward, actions);
         self.stage = Stage::Stopped;
     }
 
@@ -526,12 +616,12 @@ impl Timeline {
             (_, Some(app)) => {
                 self.milestones
                     .push(format!("{app} at {}", self.since(now)));
-                if !children_left {
+                if !children_left || !self.plan.clean_up_leftovers {
                     self.finish(app, now, actions);
-                } else if self.stage == Stage::Killed {
+                } else if matches!(self.stage, Stage::Killed { .. }) {
                     self.stage = Stage::Reaping {
                         app,
-                        give_up_at: now + REAP_AFTER_KILL,
+                        give_up_at: self.reap_until(now),
                     };
                     actions.push_back(Action::SignalAll(Signal::KILL));
                 } else {
@@ -562,6 +652,7 @@ impl Timeline {
             ),
         );
         actions.push_back(Action::SignalAll(stop));
+        self.resume_stopped(stop, Action::SignalAll, actions);
         self.stage = Stage::CleaningUp { app, kill_at };
     }
 
@@ -625,10 +716,12 @@ mod tests {
             grace: secs(30.0),
             kill_margin: secs(2.0),
             stop_signal: Signal::TERM,
+            drain_on: vec![Signal::TERM],
             cleanup: secs(2.0),
             rewrites: Vec::new(),
             success_exits: Vec::new(),
             kill_everyone: true,
+            clean_up_leftovers: true,
         }
     }
 
@@ -683,6 +776,7 @@ mod tests {
     use Event::Timeout;
 
     const KILL_ALL: Action = SignalAll(Signal::KILL);
+    const CONT: Action = Forward(Signal::CONT);
 
     /// The app exited and nothing else is left.
     #[allow(non_snake_case)]
@@ -720,11 +814,16 @@ mod tests {
             ..plan()
         });
         clock.handle(signal(Signal::TERM), 10.0);
-        assert_eq!(clock.handle(Timeout, 15.0), vec![Forward(Signal::QUIT)]);
+        // SIGCONT after it, so that a stopped app gets to handle it.
+        assert_eq!(
+            clock.handle(Timeout, 15.0),
+            vec![Forward(Signal::QUIT), CONT]
+        );
         assert_eq!(clock.deadline(), Some(clock.at(38.0)));
         assert_eq!(clock.handle(Timeout, 37.9), vec![]);
         assert_eq!(clock.handle(Timeout, 38.0), vec![KILL_ALL]);
-        assert_eq!(clock.deadline(), None);
+        // Half the margin to reap it, so that drainit is gone before the platform's deadline.
+        assert_eq!(clock.deadline(), Some(clock.at(39.0)));
         assert_eq!(
             clock.handle(ChildExited(ChildStatus::Killed(Signal::KILL)), 38.01),
             vec![Exit(137)]
@@ -739,7 +838,7 @@ mod tests {
         });
         assert_eq!(
             clock.handle(signal(Signal::TERM), 1.0),
-            vec![Forward(Signal::TERM)]
+            vec![Forward(Signal::TERM), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(29.0)));
     }
@@ -749,8 +848,8 @@ mod tests {
         let mut clock = Clock::new(plan());
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(
-            clock.handle(Timeout, 40.0),
-            vec![Forward(Signal::TERM), KILL_ALL]
+            clock.handle(Timeout, 28.5),
+            vec![Forward(Signal::TERM), CONT, KILL_ALL]
         );
     }
 
@@ -760,23 +859,63 @@ mod tests {
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(
             clock.handle(signal(Signal::HUP), 5.0),
-            vec![Forward(Signal::TERM), Forward(Signal::HUP)]
+            vec![Forward(Signal::TERM), CONT, Forward(Signal::HUP)]
         );
         assert_eq!(clock.handle(signal(Signal::USR1), 28.0), vec![KILL_ALL]);
     }
 
     #[test]
-    fn second_sigterm_ends_the_drain_at_once() {
+    fn a_repeated_sigterm_does_not_cut_the_drain_short() {
         let mut clock = Clock::new(plan());
         clock.handle(signal(Signal::TERM), 0.0);
+        // Kubernetes retries the stop when the kubelet restarts mid-termination.
+        assert_eq!(clock.handle(signal(Signal::TERM), 1.0), vec![]);
+        assert_eq!(clock.deadline(), Some(clock.at(5.0)));
+        assert_eq!(
+            clock.handle(Timeout, 5.0),
+            vec![Forward(Signal::TERM), CONT]
+        );
+        // The kill deadline still counts from the first SIGTERM.
+        assert_eq!(clock.deadline(), Some(clock.at(28.0)));
+    }
+
+    #[test]
+    fn every_drain_on_signal_starts_the_drain_and_others_are_forwarded() {
+        let mut clock = Clock::new(Plan {
+            drain_on: vec![Signal::TERM, Signal::QUIT],
+            stop_signal: Signal::QUIT,
+            ..plan()
+        });
+        assert_eq!(clock.handle(signal(Signal::QUIT), 1.0), vec![]);
+        assert_eq!(clock.deadline(), Some(clock.at(6.0)));
+        assert_eq!(clock.handle(signal(Signal::TERM), 2.0), vec![]);
+        assert_eq!(
+            clock.handle(Timeout, 6.0),
+            vec![Forward(Signal::QUIT), CONT]
+        );
+        // Without TERM in the list, TERM is forwarded like any other signal.
+        let mut clock = Clock::new(Plan {
+            drain_on: vec![Signal::QUIT],
+            ..plan()
+        });
         assert_eq!(
             clock.handle(signal(Signal::TERM), 1.0),
             vec![Forward(Signal::TERM)]
         );
-        // The kill deadline still counts from the first SIGTERM.
-        assert_eq!(clock.deadline(), Some(clock.at(28.0)));
-        // The stop signal is not sent again when the drain would have ended.
-        assert_eq!(clock.handle(Timeout, 5.0), vec![]);
+        assert_eq!(clock.deadline(), None);
+    }
+
+    #[test]
+    fn the_drain_start_names_the_signal_that_started_it() {
+        let mut clock = Clock::new(Plan {
+            drain_on: vec![Signal::QUIT],
+            ..plan()
+        });
+        let lines = clock.logs(signal(Signal::QUIT), 0.0);
+        assert!(
+            lines[0].starts_with("SIGQUIT: draining for 5s"),
+            "{lines:?}"
+        );
     }
 
     #[test]
@@ -789,7 +928,7 @@ mod tests {
         clock.handle(Timeout, 5.0);
         assert_eq!(
             clock.handle(signal(Signal::TERM), 6.0),
-            vec![Forward(Signal::QUIT)]
+            vec![Forward(Signal::QUIT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
     }
@@ -810,7 +949,7 @@ mod tests {
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(
             clock.handle(signal(Signal::INT), 1.0),
-            vec![Forward(Signal::INT)]
+            vec![Forward(Signal::INT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
         assert_eq!(clock.handle(Timeout, 5.0), vec![]);
@@ -952,7 +1091,7 @@ mod tests {
         let mut clock = Clock::new(plan());
         assert_eq!(
             clock.handle(exited_leaving_others(ChildStatus::Exited(5)), 1.0),
-            vec![SignalAll(Signal::TERM)]
+            vec![SignalAll(Signal::TERM), SignalAll(Signal::CONT)]
         );
         assert_eq!(clock.deadline(), Some(clock.at(3.0)));
         // An orphan reaped while others remain changes nothing.
@@ -1067,7 +1206,7 @@ mod tests {
         // A rewritten SIGINT still ends the drain.
         assert_eq!(
             clock.handle(signal(Signal::INT), 3.0),
-            vec![Forward(Signal::QUIT)]
+            vec![Forward(Signal::QUIT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(30.0)));
     }
@@ -1174,7 +1313,10 @@ mod tests {
             "{lines:?}"
         );
         assert_eq!(clock.deadline(), Some(clock.at(20.0)));
-        assert_eq!(clock.handle(Timeout, 20.0), vec![Forward(Signal::TERM)]);
+        assert_eq!(
+            clock.handle(Timeout, 20.0),
+            vec![Forward(Signal::TERM), CONT]
+        );
     }
 
     #[test]
@@ -1184,13 +1326,68 @@ mod tests {
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(clock.handle(Event::Activity(Ok(false)), 0.0), vec![]);
         assert_eq!(clock.deadline(), Some(clock.at(0.1)));
-        // A second SIGTERM ends it, and sampling with it.
+        // A SIGINT ends it, and sampling with it.
         assert_eq!(
-            clock.handle(signal(Signal::TERM), 0.05),
-            vec![Forward(Signal::TERM)]
+            clock.handle(signal(Signal::INT), 0.05),
+            vec![Forward(Signal::INT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
         assert_eq!(clock.handle(Event::Activity(Ok(true)), 0.1), vec![]);
+    }
+
+    #[test]
+    fn a_sigkill_that_cannot_land_gives_up_at_half_the_margin() {
+        let mut clock = Clock::new(plan());
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(Timeout, 5.0);
+        assert_eq!(clock.handle(Timeout, 28.0), vec![KILL_ALL]);
+        assert_eq!(
+            clock.handle(Event::NotPermitted(Signal::KILL), 28.0),
+            vec![]
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(29.0)));
+        assert_eq!(clock.handle(Timeout, 28.99), vec![]);
+        let lines = clock.logs(Timeout, 29.0);
+        assert!(
+            lines[0].contains("not reaped 1s after SIGKILL (SIGKILL was not permitted)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("exit 137: ")
+                && lines[1].contains("SIGKILL not permitted at +28.00s"),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with("1.00s before the deadline"), "{lines:?}");
+        assert_eq!(clock.deadline(), None);
+    }
+
+    #[test]
+    fn reaping_after_the_kill_never_runs_past_half_the_margin() {
+        let mut clock = Clock::new(plan());
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(Timeout, 5.0);
+        clock.handle(Timeout, 28.0);
+        assert_eq!(
+            clock.handle(
+                exited_leaving_others(ChildStatus::Killed(Signal::KILL)),
+                28.5
+            ),
+            vec![KILL_ALL]
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(29.0)));
+        assert_eq!(clock.handle(Timeout, 29.0), vec![Exit(137)]);
+    }
+
+    #[test]
+    fn without_cleanup_of_leftovers_the_app_exit_ends_drainit_at_once() {
+        let mut clock = Clock::new(Plan {
+            clean_up_leftovers: false,
+            ..plan()
+        });
+        assert_eq!(
+            clock.handle(exited_leaving_others(ChildStatus::Exited(4)), 1.0),
+            vec![Exit(4)]
+        );
     }
 
     #[test]
