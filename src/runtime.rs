@@ -14,7 +14,7 @@ use crate::config::{Config, Subreaper};
 use crate::exit_code;
 use crate::logger;
 use crate::signal::Signal;
-use crate::sys::{self, Inherited, Reaped, Received, SignalSet, Spawn};
+use crate::sys::{self, Inherited, Reaped, Received, SignalSet, Spawn, Terminal};
 use crate::timeline::{Action, ChildStatus, Event, Timeline};
 
 /// Where signals go: the app's process id (also its process group id), and
@@ -108,7 +108,11 @@ pub fn run(config: &Config, signals: &SignalSet, inherited: Inherited) -> i32 {
         }
     }
     let how = Spawn {
-        take_terminal: sys::stdin_is_terminal() && sys::in_terminal_foreground(),
+        terminal: match (sys::stdin_is_terminal(), sys::in_terminal_foreground()) {
+            (false, _) => None,
+            (true, true) => Some(Terminal::Take),
+            (true, false) => Some(Terminal::Leave),
+        },
         parent_death_signal: config.app_pdeathsig.value,
         inherited,
     };

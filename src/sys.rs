@@ -187,13 +187,24 @@ pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result
 /// How the child is set up before it runs the app.
 #[derive(Clone, Copy)]
 pub struct Spawn {
-    /// Make the child's new process group the foreground group of the
-    /// terminal on stdin, so that Ctrl-C and Ctrl-Z reach the app.
-    pub take_terminal: bool,
+    /// The terminal on stdin, if any: the child gets a new process group of
+    /// drainit's session, rather than a session of its own, so that it keeps
+    /// the terminal.
+    pub terminal: Option<Terminal>,
     /// Signal the child gets when drainit dies.
     pub parent_death_signal: Option<Signal>,
     /// The mask and ignored signals to give back to the app.
     pub inherited: Inherited,
+}
+
+/// What the app does with the terminal on stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminal {
+    /// Its process group becomes the terminal's foreground group, so that
+    /// Ctrl-C and Ctrl-Z reach the app.
+    Take,
+    /// Leave the foreground group as it is: drainit runs in the background.
+    Leave,
 }
 
 /// Starts `command` (program and arguments) as a child in a new session (so
@@ -213,16 +224,16 @@ pub fn spawn(command: &[OsString], how: Spawn) -> io::Result<i32> {
     let parent = std::process::id() as libc::pid_t;
     let mut command = Command::new(program);
     command.args(args);
-    if how.take_terminal {
+    if how.terminal.is_some() {
         command.process_group(0);
     }
     let prepare = move || {
-        if how.take_terminal {
-            take_terminal();
-        } else {
+        match how.terminal {
+            Some(Terminal::Take) => take_terminal(),
+            Some(Terminal::Leave) => {}
             // SAFETY: setsid takes no argument. It cannot fail: a forked
             // child is not a process group leader.
-            check(unsafe { libc::setsid() })?;
+            None => check(unsafe { libc::setsid() })?,
         }
         if let Some(signal) = how.parent_death_signal {
             set_parent_death_signal(signal, parent)?;

@@ -267,7 +267,7 @@ impl Timeline {
             }
             Event::Activity(sample) => self.on_activity(sample, now, actions),
             Event::NotPermitted(signal) => {
-                if self.not_permitted.is_none() {
+                if self.not_permitted != Some(signal) {
                     self.milestones
                         .push(format!("{signal} not permitted at {}", self.since(now)));
                 }
@@ -460,6 +460,12 @@ impl Timeline {
                 self.milestones.push(format!("{signal} at +0s"));
                 let kill_at = kill_at.min(now + self.plan.kill_after());
                 self.stage = Stage::CleaningUp { app, kill_at };
+            }
+            Stage::Reaping { app, give_up_at } if self.t0.is_none() => {
+                self.t0 = Some(now);
+                self.milestones.push(format!("{signal} at +0s"));
+                let give_up_at = give_up_at.min(now + self.plan.give_up_after());
+                self.stage = Stage::Reaping { app, give_up_at };
             }
             Stage::CleaningUp { .. }
             | Stage::Killed { .. }

@@ -1,5 +1,5 @@
 //! The options a tini or dumb-init user reaches for, through the binary as
-//! PID 1: rewrite, no-group, success-exit, pdeathsig, subreaper, verbosity,
+//! PID 1: rewrite, no-group, success-exit, app-pdeathsig, subreaper, verbosity,
 //! cleanup of leftover processes, the terminal, and --check.
 
 mod common;
@@ -98,8 +98,8 @@ fn success_exit_codes_become_zero() {
 }
 
 #[test]
-fn pdeathsig_reaches_the_app_when_drainit_dies() {
-    let run = Launch::new(&["--pdeathsig", "USR1"])
+fn app_pdeathsig_reaches_the_app_when_drainit_dies() {
+    let run = Launch::new(&["--app-pdeathsig", "USR1"])
         .not_pid1()
         .recorder(&[]);
     let ready = run.wait_for(|r| r.what.starts_with("ready"), 5.0);

@@ -51,10 +51,12 @@ fn plan() -> impl Strategy<Value = Plan> {
                 kill_margin: ms(margin),
                 // Never sent as an event, so every QUIT forwarded is the stop signal.
                 stop_signal: Signal::QUIT,
+                drain_on: vec![Signal::TERM],
                 cleanup: ms(cleanup),
                 rewrites: Vec::new(),
                 success_exits: Vec::new(),
                 kill_everyone: true,
+                clean_up_leftovers: true,
             }
         },
     )
@@ -156,8 +158,9 @@ proptest! {
         for (at, seen, action) in &trace.actions {
             match action {
                 // The stop signal never goes out before t0 + drain unless a
-                // second SIGTERM or a SIGINT asked for it. (Leftovers of an
-                // exited app get it through SignalAll, not Forward.)
+                // SIGINT asked for it: a repeated SIGTERM does not cut the
+                // drain short. (Leftovers of an exited app get it through
+                // SignalAll, not Forward.)
                 Action::Forward(s) if *s == Signal::QUIT => {
                     let (i0, t0) = match first_term {
                         Some(i0) if i0 < *seen => (i0, trace.events[i0].0),
@@ -165,7 +168,7 @@ proptest! {
                     };
                     let asked = trace.events[i0 + 1..*seen]
                         .iter()
-                        .any(|(_, s)| matches!(s, Step::Term | Step::Int));
+                        .any(|(_, s)| matches!(s, Step::Int));
                     prop_assert!(*at >= t0 + ms(plan.drain) || asked,
                         "stop signal at {} before t0 {} + drain {:?}", at, t0, plan.drain);
                 }
@@ -183,6 +186,15 @@ proptest! {
             }
         }
 
+        // drainit is gone half the margin after its SIGKILL at the latest,
+        // before the platform's deadline, even if what it killed never dies.
+        if let Some(t0) = t0 {
+            let exit_at = trace.actions.last().map_or(0, |(at, _, _)| *at);
+            let give_up = plan.kill_after() + plan.kill_margin / 2;
+            prop_assert!(exit_at <= t0 + ms(give_up) + 1,
+                "exit at {} after t0 {} + {:?}: {:?}", exit_at, t0, give_up, trace.actions);
+        }
+
         // If the app was still running at t0 + grace − margin, SIGKILL went out then, exactly.
         if let Some(t0) = t0 {
             let kill_at = t0 + ms(plan.kill_after());
@@ -193,7 +205,7 @@ proptest! {
             // And if nothing cut the drain short, the stop signal went out at t0 + drain, exactly.
             let stop_at = t0 + ms(plan.drain);
             let i0 = first_term.unwrap_or(0);
-            let cut_short = trace.events[i0 + 1..].iter().any(|(at, s)| *at <= stop_at && matches!(s, Step::Int | Step::Term));
+            let cut_short = trace.events[i0 + 1..].iter().any(|(at, s)| *at <= stop_at && matches!(s, Step::Int));
             if !cut_short && app_exit.is_none_or(|exit| exit > stop_at) {
                 let stopped = trace.actions.iter().any(|(at, _, a)| *at == stop_at && *a == Action::Forward(Signal::QUIT));
                 prop_assert!(stopped, "no stop signal at {}: {:?}", stop_at, trace.actions);

@@ -109,6 +109,12 @@ pub struct Launch {
     pub pid1: bool,
     /// Also in a network namespace of its own (only loopback, down until the app brings it up).
     pub own_network: bool,
+    /// Runs first (inside the PID namespace) and execs drainit with its arguments.
+    pub wrapper: Vec<String>,
+    /// drainit's stderr, instead of a file the test reads with [`Run::stderr`].
+    pub stderr: Option<std::os::fd::OwnedFd>,
+    /// The working directory drainit starts in.
+    pub cwd: Option<PathBuf>,
 }
 
 impl Launch {
@@ -119,7 +125,28 @@ impl Launch {
             env: Vec::new(),
             pid1: true,
             own_network: false,
+            wrapper: Vec::new(),
+            stderr: None,
+            cwd: None,
         }
+    }
+
+    /// drainit started by `wrapper`, which execs it (`setpriv ...`, `sh -c 'exec "$0" "$@"'`).
+    pub fn wrapper(mut self, wrapper: &[&str]) -> Launch {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// drainit's stderr is `fd` (a pipe the test holds), not a file.
+    pub fn stderr(mut self, fd: std::os::fd::OwnedFd) -> Launch {
+        self.stderr = Some(fd);
+        self
+    }
+
+    /// drainit starts in `dir`.
+    pub fn cwd(mut self, dir: &Path) -> Launch {
+        self.cwd = Some(dir.to_path_buf());
+        self
     }
 
     pub fn own_network(mut self) -> Launch {
@@ -159,18 +186,24 @@ impl Launch {
     }
 
     fn start(self, scratch: Scratch, log: PathBuf, command: &[String]) -> Run {
-        let stderr = fs::File::create(scratch.path("stderr")).unwrap();
-        let mut cmd = if self.pid1 {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc"]);
-            if self.own_network {
-                c.arg("--net");
-            }
-            c.arg(drainit_binary());
-            c
-        } else {
-            Command::new(drainit_binary())
+        let stderr = match self.stderr {
+            Some(fd) => Stdio::from(fd),
+            None => fs::File::create(scratch.path("stderr")).unwrap().into(),
         };
+        let mut argv: Vec<&str> = Vec::new();
+        if self.pid1 {
+            argv.extend(["unshare", "--pid", "--fork", "--mount-proc"]);
+            if self.own_network {
+                argv.push("--net");
+            }
+        }
+        argv.extend(self.wrapper.iter().map(String::as_str));
+        argv.push(drainit_binary());
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..]);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         cmd.args(&self.args)
             .arg("--")
             .args(command)
