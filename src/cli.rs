@@ -141,7 +141,7 @@ pub const OPTIONS: &[Opt] = &[
         "rewrite",
         "DRAINIT_REWRITE",
         "FROM:TO",
-        "Forward signal FROM as TO (TO 0: drop FROM); repeatable, a comma list in the variable",
+        "Forward signal FROM as TO (TO 0: drop FROM); repeatable, or a comma list",
     ),
     flag(
         "no-group",
@@ -154,7 +154,7 @@ pub const OPTIONS: &[Opt] = &[
         "DRAINIT_SUCCESS_EXIT",
         "CODE",
         "An exit code of the app that counts as success: drainit exits 0 (e.g. 143); \
-         repeatable, a comma list in the variable",
+         repeatable, or a comma list",
     ),
     value(
         "pdeathsig",
@@ -293,7 +293,15 @@ pub fn parse(
                     None => return Err(format!("--{name} needs a value ({what})")),
                 },
             };
-            raw.add(opt, value, Origin::Flag(format!("--{name}")));
+            // A list takes a comma list on the command line too (`--drain-on TERM,QUIT`).
+            let values: Vec<String> = if opt.list {
+                value.split(',').map(str::to_string).collect()
+            } else {
+                vec![value]
+            };
+            for value in values {
+                raw.add(opt, value, Origin::Flag(format!("--{name}")));
+            }
         } else if text.len() > 1 && text.starts_with('-') && !text.starts_with("--") {
             for short in text[1..].chars() {
                 let opt = find(|o| o.short == Some(short))

@@ -592,7 +592,7 @@ fn signals_blocked_by_the_parent_stay_blocked_in_the_app_and_drainit_still_drain
     let blocked = "TERM,INT,HUP,QUIT,USR1,CHLD";
     let mut drainit = sleeper(
         &["--block", blocked],
-        &["--drain", "3s", "--grace", "3s", "--kill-margin", "1s"],
+        &["--drain", "1.5s", "--grace", "3s", "--kill-margin", "1s"],
         &dir.path("stderr"),
     );
     let app = drainit.app(Some("sleep"), 10.0);
@@ -607,7 +607,7 @@ fn signals_blocked_by_the_parent_stay_blocked_in_the_app_and_drainit_still_drain
     // which has it blocked: SIGKILL at grace − margin.
     assert_eq!(code, 137, "{stderr}");
     assert_within("drainit's exit", secs(exited - t0), 2.0, LATE_S, &stderr);
-    assert!(stderr.contains("SIGTERM: draining for 3s"), "{stderr}");
+    assert!(stderr.contains("SIGTERM: draining for 1.5s"), "{stderr}");
     assert!(stderr.contains("drain cut short"), "{stderr}");
 }
 

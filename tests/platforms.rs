@@ -74,6 +74,11 @@ fn a_full_stderr_pipe_moves_no_deadline() {
     assert_eq!(code, 137, "{after}");
     // SIGKILL at grace − margin = +3s; the platform's deadline is +4s.
     assert_between("drainit's exit", secs(exited - t0), 3.0, 3.9, &after);
+    println!(
+        "full stderr pipe: stop signal at +{:.3}s, drainit exited at +{:.3}s",
+        secs(term - t0),
+        secs(exited - t0)
+    );
     assert!(
         after.starts_with("drainit: 2 log lines dropped: stderr was full\n"),
         "{after}"
@@ -164,6 +169,10 @@ fn a_sigkill_that_cannot_land_does_not_hang_drainit() {
     let (code, exited) = run.wait_exit_at(10.0);
     let stderr = run.stderr();
     assert_eq!(code, 137, "{stderr}");
+    println!(
+        "SIGKILL not permitted: drainit exited at +{:.3}s",
+        secs(exited - t0)
+    );
     // SIGKILL at +2s, given up at +2.5s; the platform's deadline is +3s.
     assert_between("drainit's exit", secs(exited - t0), 2.5, 2.95, &stderr);
     assert!(
