@@ -14,6 +14,7 @@ use log::LevelFilter;
 
 use crate::cli::{self, Origin, Parsed, Raw};
 use crate::duration::{self, Human, Refused};
+use crate::render::PlanText;
 use crate::signal::{Rewrite, Signal};
 use crate::timeline::{Adaptive, Plan};
 
@@ -231,7 +232,7 @@ impl Config {
                 grace.describe()
             )));
         }
-        let kill_after = grace.value - margin.value;
+        let kill_after = self.plan(true).kill_after();
         if drain.value >= kill_after {
             return Err(ConfigError(format!(
                 "the drain ({}) leaves no time before the SIGKILL at +{} (grace {} − kill margin {}); \
@@ -294,7 +295,9 @@ impl Config {
     }
 
     /// The shutdown timeline this configuration asks for.
-    pub fn plan(&self, kill_everyone: bool) -> Plan {
+    /// `pid1`: drainit is PID 1, where the leftovers of an exited app are
+    /// always cleaned up (its exit would kill them anyway).
+    pub fn plan(&self, pid1: bool) -> Plan {
         Plan {
             drain: self.drain.value,
             adaptive: self.drain_quiet.value.map(|quiet| Adaptive {
@@ -308,8 +311,7 @@ impl Config {
             cleanup: self.cleanup.value,
             rewrites: self.rewrites.value.clone(),
             success_exits: self.success_exits.value.clone(),
-            kill_everyone,
-            clean_up_leftovers: kill_everyone || !self.no_group.value,
+            clean_up_leftovers: pid1 || !self.no_group.value,
         }
     }
 
@@ -412,43 +414,20 @@ impl Config {
                 .join(" ")
         };
         let _ = writeln!(out, "  {:<13} {command}", "command");
-        let (drain, stop) = (Human(self.drain.value), self.stop_signal.value);
-        let kill_after = Human(self.grace.value.saturating_sub(self.kill_margin.value));
-        let whom = if self.no_group.value {
-            "main process"
-        } else {
-            "process group"
-        };
-        let _ = write!(out, "On {}: ", self.drain_on_names());
-        if self.drain.value.is_zero() {
-            let _ = write!(out, "the app's {whom} gets {stop} at once (no drain)");
-        } else if let Some(quiet) = self.drain_quiet.value {
-            let _ = write!(
-                out,
-                "the app keeps serving until its TCP listeners have had no new connection and no \
-                 byte for {}, at least {} and at most {drain}; then its {whom} gets {stop}",
-                Human(quiet),
-                Human(self.drain_min.value)
-            );
-        } else {
-            let _ = write!(
-                out,
-                "the app keeps serving for {drain}, then its {whom} gets {stop} at +{drain}"
-            );
+        // The plan in the words of the drain's first line, from the one renderer.
+        let plan = self.plan(true);
+        let _ = writeln!(out, "On {}: {}.", self.drain_on_names(), PlanText(&plan));
+        let _ = write!(
+            out,
+            "When the app exits: processes it left get {}, then SIGKILL after {} at most; \
+             drainit exits with the app's status",
+            plan.stop_signal,
+            Human(plan.cleanup)
+        );
+        if self.no_group.value {
+            let _ = write!(out, " (not PID 1, --no-group leaves them alone)");
         }
-        let _ = writeln!(
-            out,
-            "; whatever is still running gets SIGKILL at +{kill_after}, {} before the platform's \
-             deadline at +{}.",
-            Human(self.kill_margin.value),
-            Human(self.grace.value)
-        );
-        let _ = writeln!(
-            out,
-            "When the app exits: processes it left get {stop}, then SIGKILL after {} at most; \
-             drainit exits with the app's status.",
-            Human(self.cleanup.value)
-        );
+        out.push_str(".\n");
         out
     }
 }

@@ -2,7 +2,6 @@
 //! what happened into [`Event`]s, and carry out the timeline's [`Action`]s.
 //! It makes no decision about the shutdown; it only knows where signals go.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::time::Instant;
@@ -13,9 +12,11 @@ use crate::activity::{self, Snapshot};
 use crate::config::{Config, Subreaper};
 use crate::exit_code;
 use crate::logger;
+use crate::observed::{ChildStatus, Unmeasurable};
+use crate::render::{self, Line, Reach};
 use crate::signal::Signal;
 use crate::sys::{self, Inherited, Reaped, Received, SignalSet, Spawn, Terminal};
-use crate::timeline::{Action, ChildStatus, Event, Timeline};
+use crate::timeline::{Action, Event, Timeline};
 
 /// Where signals go: the app's process id (also its process group id), and
 /// whether drainit is PID 1.
@@ -133,7 +134,12 @@ pub fn run(config: &Config, signals: &SignalSet, inherited: Inherited) -> i32 {
         pid1,
     };
     let mut timeline = Timeline::new(config.plan(pid1), Instant::now());
-    match serve(targets, signals, &mut timeline) {
+    let reach = match (pid1, targets.app_only) {
+        (true, _) => Reach::Everyone,
+        (false, false) => Reach::GroupAndChildren,
+        (false, true) => Reach::App,
+    };
+    match serve(targets, reach, signals, &mut timeline) {
         Ok(code) => code,
         Err(error) => {
             // drainit cannot go on; it must not leave the app running behind it.
@@ -145,9 +151,13 @@ pub fn run(config: &Config, signals: &SignalSet, inherited: Inherited) -> i32 {
 }
 
 /// The event loop, until the timeline says to exit.
-fn serve(targets: Targets, signals: &SignalSet, timeline: &mut Timeline) -> io::Result<i32> {
+fn serve(
+    targets: Targets,
+    reach: Reach,
+    signals: &SignalSet,
+    timeline: &mut Timeline,
+) -> io::Result<i32> {
     let mut traffic = Traffic::default();
-    let mut actions = VecDeque::with_capacity(16);
     loop {
         let timeout = timeline
             .next_deadline()
@@ -166,24 +176,36 @@ fn serve(targets: Targets, signals: &SignalSet, timeline: &mut Timeline) -> io::
             Some(Received { signal, .. }) => Event::Signal(signal),
             None => Event::Timeout,
         };
-        timeline.handle_into(event, Instant::now(), &mut actions);
-        while let Some(action) = actions.pop_front() {
+        timeline.handle(event, Instant::now());
+        while let Some(action) = timeline.poll_action() {
             let sent = match action {
                 Action::Forward(signal) => targets.forward(signal),
                 Action::SignalAll(signal) => targets.signal_all(signal),
                 Action::Sample => {
-                    let event = Event::Activity(traffic.sample());
-                    timeline.handle_into(event, Instant::now(), &mut actions);
+                    let sample = traffic.sample().map_err(Unmeasurable);
+                    timeline.handle(Event::Activity(sample), Instant::now());
                     Ok(())
                 }
-                Action::Log(level, message) => {
-                    log!(level, "{message}");
+                Action::Report(report) => {
+                    let context = render::Context {
+                        plan: timeline.plan(),
+                        reach,
+                    };
+                    // Formatted only if the level is on.
+                    log!(
+                        render::level(&report),
+                        "{}",
+                        Line {
+                            report: &report,
+                            context
+                        }
+                    );
                     Ok(())
                 }
                 Action::Exit(code) => return Ok(code),
             };
             if let Err(signal) = sent {
-                timeline.handle_into(Event::NotPermitted(signal), Instant::now(), &mut actions);
+                timeline.handle(Event::NotPermitted(signal), Instant::now());
             }
         }
     }

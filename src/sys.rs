@@ -11,8 +11,8 @@ use std::process::Command;
 use std::ptr;
 use std::time::Duration;
 
+use crate::observed::ChildStatus;
 use crate::signal::Signal;
-use crate::timeline::ChildStatus;
 
 /// The signals drainit handles itself: blocked, and taken with [`wait_for_signal`].
 pub struct SignalSet(libc::sigset_t);

@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use drainit::observed::ChildStatus;
 use drainit::signal::{Rewrite, Signal};
-use drainit::timeline::{Action, ChildStatus, Event, Plan, Timeline};
+use drainit::timeline::{Action, Event, Plan, Timeline};
 use proptest::prelude::*;
 
 /// What happens to drainit, `delay_ms` after the previous thing.
@@ -55,7 +56,6 @@ fn plan() -> impl Strategy<Value = Plan> {
                 cleanup: ms(cleanup),
                 rewrites: Vec::new(),
                 success_exits: Vec::new(),
-                kill_everyone: true,
                 clean_up_leftovers: true,
             }
         },
@@ -80,8 +80,9 @@ fn drive(plan: &Plan, steps: &[(u64, Step)]) -> Trace {
     };
     let mut now = start;
     let record = |timeline: &mut Timeline, event: Event, at: Instant, trace: &mut Trace| {
-        for action in timeline.handle(event, at) {
-            if !matches!(action, Action::Log(..)) {
+        timeline.handle(event, at);
+        while let Some(action) = timeline.poll_action() {
+            if !matches!(action, Action::Report(..)) {
                 trace.actions.push((ms(at), trace.events.len(), action));
             }
         }
