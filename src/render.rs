@@ -74,9 +74,17 @@ pub struct Line<'a> {
     pub context: Context<'a>,
 }
 
-/// The words of the "not reaped in time" warning, for tests that must make
-/// sure it was not said.
+// Words that tests look for, and must be sure were not said: exported, so
+// that such a test fails if the wording changes rather than passing silently.
+
+/// The warning that what got SIGKILL was not all reaped.
 pub const NOT_REAPED: &str = "some killed processes were not reaped in time; exiting anyway";
+/// In the line of a stop request repeated during the drain.
+pub const DRAIN_GOES_ON: &str = "the drain goes on (SIGINT stops the app at once)";
+/// In the line of an app that exited and left processes running.
+pub const LEFT_PROCESSES: &str = "but left processes running";
+/// In every line that announces a SIGKILL.
+pub const SENDING_SIGKILL: &str = "sending SIGKILL";
 
 /// `+5.00s`: an instant of the timeline.
 struct At(std::time::Duration);
@@ -153,11 +161,9 @@ impl Display for Line<'_> {
                 }
                 write!(f, ": sending {stop} to the app at {}", At(*at))
             }
-            Report::RepeatedDuringDrain { signal, at } => write!(
-                f,
-                "{signal} again at {}: the drain goes on (SIGINT stops the app at once)",
-                At(*at)
-            ),
+            Report::RepeatedDuringDrain { signal, at } => {
+                write!(f, "{signal} again at {}: {DRAIN_GOES_ON}", At(*at))
+            }
             Report::StoppingAgain { signal } => {
                 write!(f, "{signal} again: sending {stop} to the app again")
             }
@@ -168,21 +174,21 @@ impl Display for Line<'_> {
             ),
             Report::Killing { at } => write!(
                 f,
-                "app still running at {}, {} before the platform's deadline: sending SIGKILL to \
+                "app still running at {}, {} before the platform's deadline: {SENDING_SIGKILL} to \
                  {reach}",
                 At(*at),
                 Human(plan.kill_margin)
             ),
             Report::LeftoversStopping { app, at, kill_in } => write!(
                 f,
-                "{app} at {} but left processes running: sending {stop} to {reach}, SIGKILL in {} \
-                 if they are still running",
+                "{app} at {} {LEFT_PROCESSES}: sending {stop} to {reach}, SIGKILL in {} if they \
+                 are still running",
                 At(*at),
                 Human(*kill_in)
             ),
             Report::LeftoversKilling { at } => write!(
                 f,
-                "processes left by the app still running at {}: sending SIGKILL",
+                "processes left by the app still running at {}: {SENDING_SIGKILL}",
                 At(*at)
             ),
             Report::NotReaped => f.write_str(NOT_REAPED),

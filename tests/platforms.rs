@@ -6,13 +6,10 @@
 //! that is what matters.
 
 mod common;
-#[path = "hostile/support.rs"]
-mod support;
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
@@ -22,25 +19,6 @@ use common::*;
 
 /// How late a signal may arrive and still count as on time (a loaded 2-core machine).
 const LATE_S: f64 = 1.0;
-
-/// A pipe: (read end, write end), both close-on-exec.
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into a live array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both descriptors are fresh and owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-/// Everything the pipe holds now, without waiting.
-fn read_available(read: &OwnedFd) -> String {
-    // SAFETY: F_SETFL on a descriptor the test owns; only the test reads this end.
-    unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-    let mut file = fs::File::from(read.try_clone().unwrap());
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
-}
 
 fn assert_between(what: &str, at_s: f64, from_s: f64, to_s: f64, stderr: &str) {
     assert!(
@@ -55,10 +33,10 @@ fn assert_between(what: &str, at_s: f64, from_s: f64, to_s: f64, stderr: &str) {
 #[test]
 fn a_full_stderr_pipe_moves_no_deadline() {
     let (read, write) = pipe();
-    // SAFETY: F_GETPIPE_SZ only reads the pipe's capacity.
-    let capacity = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
     let mut writer = fs::File::from(write.try_clone().unwrap());
-    writer.write_all(&vec![b'.'; capacity as usize]).unwrap();
+    writer
+        .write_all(&vec![b'.'; pipe_capacity(&write)])
+        .unwrap();
     drop(writer);
     let mut run = Launch::new(&["--drain", "1s", "--grace", "4s", "--kill-margin", "1s"])
         .stderr(write)
@@ -69,7 +47,7 @@ fn a_full_stderr_pipe_moves_no_deadline() {
     // Someone reads the pipe again (the log driver came back): the next line says what was lost.
     let before = read_available(&read);
     assert!(!before.contains("drainit:"), "{before}");
-    let (code, exited) = run.wait_exit_at(10.0);
+    let (code, exited) = run.wait_exit(10.0);
     let after = read_available(&read);
     assert_eq!(code, 137, "{after}");
     // SIGKILL at grace − margin = +3s; the platform's deadline is +4s.
@@ -143,7 +121,7 @@ fn a_drain_on_signal_starts_the_drain() {
 fn a_sigkill_that_cannot_land_does_not_hang_drainit() {
     require("setpriv", "util-linux");
     let dir = Scratch::new();
-    let app = support::compile("become_root", &dir.0);
+    let app = compile("become_root", &dir.0);
     fs::set_permissions(&app, fs::Permissions::from_mode(0o4755)).unwrap();
     fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
     let ready = dir.path("ready");
@@ -166,7 +144,7 @@ fn a_sigkill_that_cannot_land_does_not_hang_drainit() {
         sleep(Duration::from_millis(10));
     }
     let t0 = run.signal(libc::SIGTERM);
-    let (code, exited) = run.wait_exit_at(10.0);
+    let (code, exited) = run.wait_exit(10.0);
     let stderr = run.stderr();
     assert_eq!(code, 137, "{stderr}");
     println!(
@@ -189,15 +167,14 @@ fn a_sigkill_that_cannot_land_does_not_hang_drainit() {
 fn a_stopped_app_still_gets_to_stop() {
     let mut run = Launch::new(&["--drain", "500ms"]).recorder(&[]);
     let app = children(run.drainit_pid)[0];
-    // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(app, libc::SIGSTOP) }, 0);
+    kill(app, libc::SIGSTOP).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while process(app).map(|p| p.state) != Some('T') {
         assert!(Instant::now() < deadline, "the app did not stop");
         sleep(Duration::from_millis(5));
     }
     let t0 = run.signal(libc::SIGTERM);
-    let (code, exited) = run.wait_exit_at(10.0);
+    let (code, exited) = run.wait_exit(10.0);
     let stderr = run.stderr();
     assert_eq!(code, 0, "the app did not handle SIGTERM: {stderr}");
     let term = run.received("app", "TERM").expect("no SIGTERM");
@@ -250,7 +227,7 @@ os.killpg(pid, signal.SIGKILL)
         .arg(&log)
         .args([drainit_binary(), RECORDER])
         .env_clear()
-        .env("PATH", "/usr/bin:/bin")
+        .env("PATH", PATH)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
@@ -341,14 +318,13 @@ fn no_group_not_pid1_leaves_the_leftovers_alone() {
     ]);
     let orphan = run.wait_for(|r| r.what.starts_with("orphan pid="), 5.0);
     let orphan: i32 = orphan.what["orphan pid=".len()..].parse().unwrap();
-    let (code, exited) = run.wait_exit_at(10.0);
+    let (code, exited) = run.wait_exit(10.0);
     let stderr = run.stderr();
     assert_eq!(code, 3, "{stderr}");
     let app_exit = run.received("app", "exit").expect("the app did not exit");
     assert!(secs(exited - app_exit) < LATE_S, "{stderr}");
     let alive = process(orphan).is_some_and(|p| p.state != 'Z');
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(orphan, libc::SIGKILL) };
+    let _ = kill(orphan, libc::SIGKILL);
     assert!(alive, "the leftover was signalled: {stderr}");
 }
 
@@ -380,7 +356,7 @@ time.sleep(1.0)
         ])
         .arg(&log)
         .env_clear()
-        .env("PATH", "/usr/bin:/bin")
+        .env("PATH", PATH)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -407,8 +383,7 @@ time.sleep(1.0)
             break at;
         }
         if Instant::now() > deadline {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(drainit, libc::SIGKILL) };
+            let _ = kill(drainit, libc::SIGKILL);
             panic!("no SIGTERM reached the app: {}", records());
         }
         sleep(Duration::from_millis(5));

@@ -50,7 +50,7 @@ fn an_app_that_ignores_the_stop_signal_is_killed_at_grace_minus_margin() {
     let mut run = Launch::new(&["--drain", "500ms", "--grace", "4s", "--kill-margin", "1.5s"])
         .recorder(&["--ignore", "TERM"]);
     let t0 = run.signal(libc::SIGTERM);
-    let (code, exited) = run.wait_exit_at(10.0);
+    let (code, exited) = run.wait_exit(10.0);
     assert_eq!(code, 137, "{}", run.stderr());
     let term = secs(run.received("app", "TERM").expect("no SIGTERM") - t0);
     assert!(
@@ -75,7 +75,7 @@ fn the_app_exiting_mid_drain_ends_drainit_at_once_with_its_code() {
     let mut run =
         Launch::new(&["--drain", "20s", "--grace", "30s"]).recorder(&["--exit-after", "1:4"]);
     let t0 = run.signal(libc::SIGTERM);
-    let (code, exited) = run.wait_exit_at(10.0);
+    let (code, exited) = run.wait_exit(10.0);
     assert_eq!(code, 4, "{}", run.stderr());
     let app_exit = run
         .received("app", "exit")
@@ -186,7 +186,7 @@ fn the_app_keeps_answering_http_during_the_drain() {
             "at +{at}s of the drain"
         );
     }
-    let (code, exited) = run.wait_exit_at(10.0);
+    let (code, exited) = run.wait_exit(10.0);
     // http.server dies of the SIGTERM that ends the drain.
     assert_eq!(code, 128 + libc::SIGTERM, "{}", run.stderr());
     assert!(secs(exited - t0) >= 2.0);
