@@ -689,6 +689,14 @@ def rollout(lab, contender, scenario):
     return runs, {"init": contender, "scenario": scenario, "events": events, "stops": stop_times, "logs": logs}
 
 
+def cpu_times():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def machine():
     cpus = os.cpu_count()
     model = ""
@@ -698,7 +706,7 @@ def machine():
             break
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
-    return "%s, Linux %s, %d CPUs (%s), load average %s at the start" % (
+    return "%s, Linux %s, %d CPUs (%s), load average %s at the start (the machine is shared)" % (
         os.uname().nodename, os.uname().release, cpus, model, load)
 
 
@@ -712,6 +720,7 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     runs, details = [], []
     started = time.time()
+    cpu_start = cpu_times()
     try:
         lab.build_rootfs()
         lab.create_node()
@@ -722,9 +731,13 @@ def main():
                 details.append(d)
     finally:
         lab.close()
+    cpu_end = cpu_times()
+    busy = (cpu_end[0] - cpu_start[0]) / max(1, cpu_end[1] - cpu_start[1])
     result = {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "cpu_busy": "%.0f%% of the CPUs busy during the run (every process: the lab's and others')" % (100 * busy),
+        "duration_s": round(time.time() - started),
         "quick": QUICK,
         "lag_s": LAG,
         "grace_s": GRACE,

@@ -58,7 +58,7 @@ def svg(results):
     # reports errors in its summary alone, and the keep-alive runs are one
     # hey each (slicing them would reopen the connections every second).
     scenarios = ["new"]
-    lane_h, top, left, width = 92, 84, 170, 800
+    lane_h, top, left, width = 92, 100, 170, 800
     lanes = [(s, d) for s in scenarios for d in results["details"] if d["scenario"] == s]
     if not lanes:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>\n'
@@ -76,11 +76,12 @@ def svg(results):
            '<text x="10" y="18" font-size="14" font-weight="bold">A rolling update of %d pods, per init: '
            'answers per second (lines) and failed requests per second (bars, with their count)</text>'
            % results["replicas"],
-           '<text x="10" y="36">endpoint removal reaches the Service rules and the ingress %g s after the deletion; '
-           'grace %g s; load %s. %s; %s</text>' % (results["lag_s"], results["grace_s"], esc(results["load"]),
-                                                  esc(results["machine"]), esc(results["date"])),
+           '<text x="10" y="34">endpoint removal reaches the Service rules and the ingress %g s after the deletion; '
+           'grace %g s; %s</text>' % (results["lag_s"], results["grace_s"], esc(results["load"])),
+           '<text x="10" y="50" fill="#555">%s; %s; %s</text>' % (
+               esc(results["date"]), esc(results["machine"]), esc(results.get("cpu_busy", ""))),
            ]
-    legend_y = 54
+    legend_y = 70
     lx = 10
     for label, color, kind in (("through the Service", COLORS["service"], "line"),
                                ("through the ingress", COLORS["ingress"], "line"),
@@ -187,7 +188,7 @@ def marker(kind, cx, cy, size):
 def readme_block(results):
     runs = results["runs"]
     inits = "\n".join("- **%s**: `%s`" % (name, line) for name, line in results["inits"].items())
-    return """Measured %s on %s, by `examples/rollout/run.sh` (from `examples/rollout/results.json`):
+    return """Measured %s on %s, %s, by `examples/rollout/run.sh` (from `examples/rollout/results.json`):
 %d replicas; endpoint removal reaches the Service rules and the ingress %g s after the
 deletion (the lag); grace period %g s; load %s.
 
@@ -198,7 +199,7 @@ deletion (the lag); grace period %g s; load %s.
 The contenders (the same image and app, `examples/rollout/app.py`):
 
 %s
-""" % (results["date"], results["machine"], results["replicas"], results["lag_s"], results["grace_s"],
+""" % (results["date"], results["machine"], results.get("cpu_busy", ""), results["replicas"], results["lag_s"], results["grace_s"],
        results["load"], table(results), inits)
 
 
