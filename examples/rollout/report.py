@@ -79,7 +79,8 @@ def svg(results):
            '<text x="10" y="34">endpoint removal reaches the Service rules and the ingress %g s after the deletion; '
            'grace %g s; %s</text>' % (results["lag_s"], results["grace_s"], esc(results["load"])),
            '<text x="10" y="50" fill="#555">%s; %s; %s</text>' % (
-               esc(results["date"]), esc(results["machine"]), esc(results.get("cpu_busy", ""))),
+               esc(results["date"]), esc(results["machine"].split(" (the machine")[0]),
+               esc(results.get("cpu_busy", "").split(" (")[0])),
            ]
     legend_y = 70
     lx = 10
