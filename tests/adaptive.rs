@@ -147,7 +147,7 @@ fn without_traffic_the_drain_lasts_its_minimum() {
     .command(&["sh", "-c", &app]);
     wait_for_line(&log, "app ready");
     let t0 = run.signal(libc::SIGTERM);
-    let (code, exited) = run.wait_exit_at(30.0);
+    let (code, exited) = run.wait_exit(30.0);
     assert_eq!(code, 0, "{}", run.stderr());
     let at = secs(exited - t0);
     assert!(
