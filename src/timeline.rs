@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use log::Level;
 
+use crate::activity::{Seen, Tally};
 use crate::duration::{Human, Seconds};
 use crate::signal::{Rewrite, Signal};
 
@@ -127,7 +128,7 @@ pub enum Event {
     },
     /// The traffic sample asked for by [`Action::Sample`]: whether anything
     /// came in since the previous one, or why traffic cannot be measured.
-    Activity(Result<bool, String>),
+    Activity(Result<Seen, String>),
     /// The wait ended without a signal: a deadline may have come.
     Timeout,
 }
@@ -192,6 +193,8 @@ pub struct Timeline {
     stage: Stage,
     /// What happened since t0, for the summary line at exit.
     milestones: Vec<String>,
+    /// The adaptive drain's samples with traffic, port by port.
+    tally: Tally,
 }
 
 impl Timeline {
@@ -203,6 +206,7 @@ impl Timeline {
             t0: None,
             stage: Stage::Running,
             milestones: Vec::new(),
+            tally: Tally::default(),
         }
     }
 
@@ -258,10 +262,11 @@ impl Timeline {
                     let why = match sampling {
                         Some(s) => format!(
                             "drain reached its maximum of {}, traffic never stopped \
-                             ({} of {} samples saw some)",
+                             ({} of {} samples saw some; {})",
                             Human(self.plan.drain),
                             s.active,
-                            s.samples
+                            s.samples,
+                            self.tally
                         ),
                         None => "drain over".to_string(),
                     };
@@ -440,7 +445,7 @@ impl Timeline {
     /// enough, else schedule the next sample.
     fn on_activity(
         &mut self,
-        sample: Result<bool, String>,
+        sample: Result<Seen, String>,
         now: Instant,
         actions: &mut VecDeque<Action>,
     ) {
@@ -449,8 +454,8 @@ impl Timeline {
         else {
             return;
         };
-        let active = match sample {
-            Ok(active) => active,
+        let seen = match sample {
+            Ok(seen) => seen,
             Err(why) => {
                 log(
                     actions,
@@ -467,7 +472,8 @@ impl Timeline {
         // The baseline sample at t0 compares with nothing.
         if now > t0 {
             sampling.samples += 1;
-            if active {
+            self.tally.add(&seen);
+            if seen.any() {
                 sampling.active += 1;
                 sampling.last_active = now;
             }
@@ -476,12 +482,13 @@ impl Timeline {
         if now >= quiet_end {
             let why = format!(
                 "drain over after {}: no new connection and no byte received for {} \
-                 ({} of {} samples saw traffic, the last at {})",
+                 ({} of {} samples saw traffic, the last at {}; {})",
                 self.since(now),
                 Human(adaptive.quiet),
                 sampling.active,
                 sampling.samples,
-                self.since(sampling.last_active)
+                self.since(sampling.last_active),
+                self.tally
             );
             return self.stop(&why, now, actions);
         }
@@ -1111,7 +1118,7 @@ mod tests {
     /// does, and returns the instant the stop signal went out.
     fn sample_until_stopped(
         clock: &mut Clock,
-        active: impl Fn(f64) -> Result<bool, String>,
+        active: impl Fn(f64) -> Result<Seen, String>,
         until: f64,
     ) -> Option<f64> {
         let mut pending = clock.handle(signal(Signal::TERM), 0.0);
@@ -1144,7 +1151,7 @@ mod tests {
     #[test]
     fn adaptive_drain_ends_after_min_when_there_is_no_traffic() {
         let mut clock = Clock::new(adaptive(1.0, 0.5));
-        let stop = sample_until_stopped(&mut clock, |_| Ok(false), 30.0);
+        let stop = sample_until_stopped(&mut clock, |_| Ok(Seen::on_port(80, false)), 30.0);
         assert_eq!(stop, Some(1.0));
     }
 
@@ -1153,14 +1160,15 @@ mod tests {
         let mut clock = Clock::new(adaptive(1.0, 1.0));
         // Traffic until +3s: the first quiet sample is at +3.1s, the stop 1s
         // after the last active one.
-        let stop = sample_until_stopped(&mut clock, |now| Ok(now <= 3.0), 30.0).unwrap();
+        let stop = sample_until_stopped(&mut clock, |now| Ok(Seen::on_port(80, now <= 3.0)), 30.0)
+            .unwrap();
         assert!((4.0..4.11).contains(&stop), "stopped at {stop}");
     }
 
     #[test]
     fn adaptive_drain_lasts_the_maximum_if_the_traffic_never_stops() {
         let mut clock = Clock::new(adaptive(1.0, 1.0));
-        let stop = sample_until_stopped(&mut clock, |_| Ok(true), 30.0);
+        let stop = sample_until_stopped(&mut clock, |_| Ok(Seen::on_port(80, true)), 30.0);
         assert_eq!(stop, Some(20.0));
     }
 
@@ -1182,7 +1190,10 @@ mod tests {
         let mut clock = Clock::new(adaptive(1.0, 1.0));
         assert_eq!(clock.deadline(), None);
         clock.handle(signal(Signal::TERM), 0.0);
-        assert_eq!(clock.handle(Event::Activity(Ok(false)), 0.0), vec![]);
+        assert_eq!(
+            clock.handle(Event::Activity(Ok(Seen::on_port(80, false))), 0.0),
+            vec![]
+        );
         assert_eq!(clock.deadline(), Some(clock.at(0.1)));
         // A second SIGTERM ends it, and sampling with it.
         assert_eq!(
@@ -1190,7 +1201,10 @@ mod tests {
             vec![Forward(Signal::TERM)]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
-        assert_eq!(clock.handle(Event::Activity(Ok(true)), 0.1), vec![]);
+        assert_eq!(
+            clock.handle(Event::Activity(Ok(Seen::on_port(80, true))), 0.1),
+            vec![]
+        );
     }
 
     #[test]
@@ -1207,7 +1221,7 @@ mod tests {
             ..plan()
         });
         clock.handle(signal(Signal::TERM), 0.0);
-        clock.handle(Event::Activity(Ok(false)), 0.0);
+        clock.handle(Event::Activity(Ok(Seen::on_port(80, false))), 0.0);
         clock.handle(exited_leaving_others(ChildStatus::Exited(0)), 1.0);
         assert!(clock.deadline().is_some());
     }
