@@ -24,6 +24,7 @@ mod diag;
 mod filter;
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 pub use diag::{
     bytecode, parse, parse_proc_net_tcp, request, Dump, TcpSocket, CONNECTIONS, LISTENERS,
@@ -48,9 +49,7 @@ struct Connection {
 /// What the traffic looked like at one instant.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
-    passive_opens: Option<u64>,
-    /// Segments received by TCP in the namespace (`InSegs`), if known.
-    in_segs: Option<u64>,
+    counters: Counters,
     /// Connections to watched listening ports from sources that count, by key.
     watched: Vec<Connection>,
     /// Keys of the other connections to listening ports (other ports,
@@ -67,7 +66,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Sorts `sockets` (from one or more dumps) into what `watch` counts and the rest.
-    pub fn new(passive_opens: Option<u64>, sockets: &[TcpSocket], watch: &Watch) -> Snapshot {
+    pub fn new(counters: Counters, sockets: &[TcpSocket], watch: &Watch) -> Snapshot {
         let mut listeners: Vec<u16> = sockets
             .iter()
             .filter(|s| s.state == TCP_LISTEN)
@@ -76,7 +75,7 @@ impl Snapshot {
         listeners.sort_unstable();
         listeners.dedup();
         let mut snapshot = Snapshot {
-            passive_opens,
+            counters,
             ..Snapshot::default()
         };
         for socket in sockets {
@@ -138,7 +137,7 @@ impl Snapshot {
                 new += 1;
             }
         }
-        let opened = match (before.passive_opens, self.passive_opens) {
+        let opened = match (before.counters.passive_opens, self.counters.passive_opens) {
             (Some(before), Some(now)) => now.saturating_sub(before),
             _ => 0,
         };
@@ -147,6 +146,7 @@ impl Snapshot {
         Seen {
             ports,
             unplaced: opened.saturating_sub(new + before.ahead),
+            cost: Duration::ZERO,
         }
     }
 }
@@ -160,6 +160,8 @@ pub struct Seen {
     /// Connections accepted and gone between the two samples, on a port and
     /// from a source the sampler cannot tell: they count as traffic.
     pub unplaced: u64,
+    /// How long the sample took (the kernel's work included).
+    pub cost: Duration,
 }
 
 impl Seen {
@@ -167,7 +169,7 @@ impl Seen {
     pub fn on_port(port: u16, active: bool) -> Seen {
         Seen {
             ports: vec![(port, active)],
-            unplaced: 0,
+            ..Seen::default()
         }
     }
 
@@ -245,42 +247,70 @@ impl Sampler {
     /// look quiet for want of seeing: no `PassiveOpens` to count connections
     /// too brief for a snapshot, or nothing listening on the watched ports.
     pub fn sample(&mut self) -> Result<(Seen, &Snapshot), String> {
-        let mut snapshot = self.measure()?;
-        let seen = match &self.last {
-            Some(last) => snapshot.since(last, &self.watch),
-            None => {
-                if snapshot.passive_opens.is_none() {
-                    return Err(
-                        "/proc/net/snmp has no PassiveOpens to read, so connections that \
-                                open and close between two samples would go unseen"
-                            .to_string(),
-                    );
+        let started = Instant::now();
+        let counters = read_counters();
+        let seen = match self.last.take() {
+            // No segment since the last sample: nothing can have come in.
+            Some(last) if counters.in_segs.is_some() && counters == last.counters => {
+                let ports = self.watched_ports(&last).map(|p| (p, false)).collect();
+                self.last = Some(last);
+                Seen {
+                    ports,
+                    ..Seen::default()
                 }
-                if snapshot.listening.is_empty() {
-                    return Err(match self.watch.ports.as_slice() {
-                        [] => "the app has no TCP listener".to_string(),
-                        ports => format!("nothing listens on TCP port {}", list(ports)),
-                    });
-                }
-                Seen::default()
+            }
+            last => {
+                let mut snapshot = self.measure(counters)?;
+                let seen = match &last {
+                    Some(last) => snapshot.since(last, &self.watch),
+                    None => {
+                        self.refuse_blindness(&snapshot)?;
+                        Seen::default()
+                    }
+                };
+                self.last = Some(snapshot);
+                seen
             }
         };
-        Ok((seen, self.last.insert(snapshot)))
+        let seen = Seen {
+            cost: started.elapsed(),
+            ..seen
+        };
+        match &self.last {
+            Some(last) => Ok((seen, last)),
+            None => Err("no snapshot".to_string()),
+        }
     }
 
-    /// Takes a snapshot of the traffic of this network namespace. When TCP
-    /// received no segment since the last one (`InSegs` did not move), no
-    /// connection can be new and no byte received: the last snapshot stands,
-    /// without asking the kernel for every socket.
-    fn measure(&mut self) -> Result<Snapshot, String> {
-        let snmp = std::fs::read_to_string("/proc/net/snmp").ok();
-        let passive_opens = snmp.as_deref().and_then(|t| tcp_counter(t, "PassiveOpens"));
-        let in_segs = snmp.as_deref().and_then(|t| tcp_counter(t, "InSegs"));
-        if let Some(last) = &self.last {
-            if in_segs.is_some() && last.in_segs == in_segs && last.passive_opens == passive_opens {
-                return Ok(last.clone());
-            }
+    fn watched_ports<'a>(&'a self, snapshot: &'a Snapshot) -> impl Iterator<Item = u16> + 'a {
+        let ports = if self.watch.ports.is_empty() {
+            &snapshot.listening
+        } else {
+            &self.watch.ports
+        };
+        ports.iter().copied()
+    }
+
+    /// The first sample refuses what would look quiet for want of seeing.
+    fn refuse_blindness(&self, snapshot: &Snapshot) -> Result<(), String> {
+        if snapshot.counters.passive_opens.is_none() {
+            return Err(
+                "/proc/net/snmp has no PassiveOpens to read, so connections that \
+                        open and close between two samples would go unseen"
+                    .to_string(),
+            );
         }
+        if snapshot.listening.is_empty() {
+            return Err(match self.watch.ports.as_slice() {
+                [] => "the app has no TCP listener".to_string(),
+                ports => format!("nothing listens on TCP port {}", list(ports)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot of the traffic of this network namespace.
+    fn measure(&mut self, counters: Counters) -> Result<Snapshot, String> {
         self.sockets.clear();
         if let Err(netlink_error) = sock_diag_sockets(&mut self.sockets) {
             self.sockets.clear();
@@ -288,9 +318,24 @@ impl Sampler {
                 format!("sock_diag: {netlink_error}; /proc/net/tcp: {proc_error}")
             })?;
         }
-        let mut snapshot = Snapshot::new(passive_opens, &self.sockets, &self.watch);
-        snapshot.in_segs = in_segs;
-        Ok(snapshot)
+        Ok(Snapshot::new(counters, &self.sockets, &self.watch))
+    }
+}
+
+/// The namespace's TCP counters from /proc/net/snmp, where it can be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Connections accepted (`PassiveOpens`).
+    pub passive_opens: Option<u64>,
+    /// Segments received (`InSegs`).
+    pub in_segs: Option<u64>,
+}
+
+fn read_counters() -> Counters {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    Counters {
+        passive_opens: tcp_counter(&snmp, "PassiveOpens"),
+        in_segs: tcp_counter(&snmp, "InSegs"),
     }
 }
 
@@ -378,6 +423,13 @@ mod tests {
         }
     }
 
+    fn opens(passive_opens: u64) -> Counters {
+        Counters {
+            passive_opens: Some(passive_opens),
+            in_segs: None,
+        }
+    }
+
     fn listener(port: u16) -> TcpSocket {
         socket(TCP_LISTEN, port, u128::from(port), 0, [0; 4])
     }
@@ -390,8 +442,8 @@ mod tests {
     }
 
     fn seen(before: (u64, &[TcpSocket]), now: (u64, &[TcpSocket]), watch: &Watch) -> Seen {
-        let before = Snapshot::new(Some(before.0), before.1, watch);
-        Snapshot::new(Some(now.0), now.1, watch).since(&before, watch)
+        let before = Snapshot::new(opens(before.0), before.1, watch);
+        Snapshot::new(opens(now.0), now.1, watch).since(&before, watch)
     }
 
     #[test]
@@ -402,7 +454,7 @@ mod tests {
             socket(6, 8080, 3, 0, CLIENT),    // TIME_WAIT: kept, to see it is not new
             socket(1, 40000, 4, 100, CLIENT), // the app's own connection to a database
         ];
-        let snapshot = Snapshot::new(Some(7), &sockets, &Watch::default());
+        let snapshot = Snapshot::new(opens(7), &sockets, &Watch::default());
         assert_eq!(snapshot.connections(), 2);
         assert_eq!(snapshot.listening, vec![8080]);
     }
@@ -448,17 +500,21 @@ mod tests {
     fn a_connection_seen_before_passive_opens_counted_it_is_not_counted_twice() {
         let w = Watch::default();
         let base = [listener(80), socket(1, 80, 2, 100, CLIENT)];
-        let new = [base[0].clone(), base[1].clone(), socket(1, 80, 3, 0, CLIENT)];
-        let before = Snapshot::new(Some(7), &base, &w);
+        let new = [
+            base[0].clone(),
+            base[1].clone(),
+            socket(1, 80, 3, 0, CLIENT),
+        ];
+        let before = Snapshot::new(opens(7), &base, &w);
         // Seen in the dump, not yet in the counter read just before it.
-        let mut early = Snapshot::new(Some(7), &new, &w);
+        let mut early = Snapshot::new(opens(7), &new, &w);
         assert!(early.since(&before, &w).any());
         // Counted now: no connection came and went unseen.
-        let mut later = Snapshot::new(Some(8), &new, &w);
+        let mut later = Snapshot::new(opens(8), &new, &w);
         let s = later.since(&early, &w);
         assert_eq!((s.any(), s.unplaced), (false, 0));
         // One more, unseen, is still traffic.
-        let mut again = Snapshot::new(Some(9), &new, &w);
+        let mut again = Snapshot::new(opens(9), &new, &w);
         assert_eq!(again.since(&early, &w).unplaced, 1);
     }
 
@@ -533,14 +589,17 @@ mod tests {
         tally.add(&Seen {
             ports: vec![(8080, true), (9090, false)],
             unplaced: 0,
+            cost: Duration::ZERO,
         });
         tally.add(&Seen {
             ports: vec![(8080, true), (9090, false)],
             unplaced: 2,
+            cost: Duration::ZERO,
         });
         tally.add(&Seen {
             ports: vec![(443, false), (8080, false)],
             unplaced: 0,
+            cost: Duration::ZERO,
         });
         assert_eq!(
             tally.to_string(),
