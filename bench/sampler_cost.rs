@@ -10,16 +10,7 @@
 use std::time::{Duration, Instant};
 
 use drainit::activity::{parse_port, Sampler, Watch};
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+use drainit::sys::thread_cpu_time as thread_cpu;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

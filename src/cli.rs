@@ -108,7 +108,7 @@ pub const OPTIONS: &[Opt] = &[
         "DRAINIT_DRAIN_PORTS",
         "PORT",
         "Adaptive drain: only traffic to this listening TCP port counts (probes and metrics on \
-         other ports do not hold the drain open); repeatable, a comma list in the variable \
+         other ports do not hold the drain open); repeatable, or a comma list \
          [default: every listening port]",
     ),
     list(
@@ -116,8 +116,7 @@ pub const OPTIONS: &[Opt] = &[
         "DRAINIT_DRAIN_IGNORE_FROM",
         "CIDR",
         "Adaptive drain: connections from this address or block (e.g. the node's, where the \
-         kubelet's probes come from: $(HOST_IP)/32) do not count; repeatable, a comma list in \
-         the variable",
+         kubelet's probes come from: $(HOST_IP)/32) do not count; repeatable, or a comma list",
     ),
     value(
         "grace",
@@ -139,6 +138,13 @@ pub const OPTIONS: &[Opt] = &[
         "Signal the app gets when the drain ends (QUIT for nginx, INT for postgres) \
          [default: TERM]",
     ),
+    list(
+        "drain-on",
+        "DRAINIT_DRAIN_ON",
+        "SIGS",
+        "Signals that start the drain as SIGTERM does (the image's STOPSIGNAL: TERM,QUIT for \
+         nginx); a comma list that replaces the default [default: TERM]",
+    ),
     value(
         "cleanup",
         "DRAINIT_CLEANUP",
@@ -150,7 +156,7 @@ pub const OPTIONS: &[Opt] = &[
         "rewrite",
         "DRAINIT_REWRITE",
         "FROM:TO",
-        "Forward signal FROM as TO (TO 0: drop FROM); repeatable, a comma list in the variable",
+        "Forward signal FROM as TO (TO 0: drop FROM); repeatable, or a comma list",
     ),
     flag(
         "no-group",
@@ -163,13 +169,19 @@ pub const OPTIONS: &[Opt] = &[
         "DRAINIT_SUCCESS_EXIT",
         "CODE",
         "An exit code of the app that counts as success: drainit exits 0 (e.g. 143); \
-         repeatable, a comma list in the variable",
+         repeatable, or a comma list",
     ),
     value(
         "pdeathsig",
         "DRAINIT_PDEATHSIG",
         "SIG",
-        "Signal the app gets if drainit dies (useful when drainit is not PID 1)",
+        "Signal drainit gets when its parent dies, handled as if sent (tini's -p; TERM drains)",
+    ),
+    value(
+        "app-pdeathsig",
+        "DRAINIT_APP_PDEATHSIG",
+        "SIG",
+        "Signal the app gets if drainit itself dies (useful when drainit is not PID 1)",
     ),
     flag(
         "subreaper",
@@ -266,7 +278,18 @@ pub fn parse(
     let mut raw = Raw::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let text = arg.to_str().unwrap_or("");
+        let Some(text) = arg.to_str() else {
+            // Not UTF-8: an option drainit cannot know, or the command (a
+            // program name may be any bytes).
+            if arg.as_encoded_bytes().starts_with(b"-") {
+                return Err(format!(
+                    "option {arg:?} is not valid UTF-8 (see drainit --help; the app's own \
+                     options go after its name or after --)"
+                ));
+            }
+            raw.command.push(arg);
+            break;
+        };
         if text == "--" {
             break;
         }
@@ -285,7 +308,15 @@ pub fn parse(
                     None => return Err(format!("--{name} needs a value ({what})")),
                 },
             };
-            raw.add(opt, value, Origin::Flag(format!("--{name}")));
+            // A list takes a comma list on the command line too (`--drain-on TERM,QUIT`).
+            let values: Vec<String> = if opt.list {
+                value.split(',').map(str::to_string).collect()
+            } else {
+                vec![value]
+            };
+            for value in values {
+                raw.add(opt, value, Origin::Flag(format!("--{name}")));
+            }
         } else if text.len() > 1 && text.starts_with('-') && !text.starts_with("--") {
             for short in text[1..].chars() {
                 let opt = find(|o| o.short == Some(short))
@@ -324,10 +355,18 @@ impl Raw {
 /// that would silently leave a default in place.
 fn read_variables(raw: &mut Raw, vars: &[(OsString, OsString)]) -> Result<(), String> {
     for (name, value) in vars {
-        let Some(name) = name.to_str().filter(|n| n.starts_with("DRAINIT_")) else {
+        if !name.as_encoded_bytes().starts_with(b"DRAINIT_") {
             continue;
+        }
+        let Some(name) = name.to_str() else {
+            return Err(format!(
+                "the variable {name:?} is not valid UTF-8, and starts with DRAINIT_ as drainit's own do"
+            ));
         };
         let Some(opt) = find(|o| o.env == Some(name)) else {
+            if is_service_link(name, value) {
+                continue;
+            }
             let known: Vec<&str> = OPTIONS.iter().filter_map(|o| o.env).collect();
             return Err(format!(
                 "{name} is not a drainit variable (expected one of {})",
@@ -347,6 +386,48 @@ fn read_variables(raw: &mut Raw, vars: &[(OsString, OsString)]) -> Result<(), St
         raw.given.push((opt.long, values, Origin::Env(env)));
     }
     Ok(())
+}
+
+/// Whether `name=value` is one of the variables the kubelet sets for a
+/// Service named `drainit` or `drainit-*` (enableServiceLinks is on by
+/// default): `DRAINIT_SERVICE_HOST=10.0.0.1`, `DRAINIT_SERVICE_PORT=80`,
+/// `DRAINIT_SERVICE_PORT_HTTP=80`, `DRAINIT_PORT=tcp://10.0.0.1:80`,
+/// `DRAINIT_PORT_80_TCP=tcp://10.0.0.1:80` and its `_PROTO`, `_PORT` and
+/// `_ADDR`. Refusing them would crash every drainit pod of the namespace; the
+/// value must have the link's shape too, so that a typo of drainit's own
+/// variables (`DRAINIT_DRAIN_PORT=80`) is still refused.
+fn is_service_link(name: &str, value: &OsStr) -> bool {
+    let Some(value) = value.to_str() else {
+        return false;
+    };
+    let is_port = |v: &str| v.parse::<u16>().is_ok_and(|p| p > 0);
+    let is_ip = |v: &str| v.parse::<std::net::IpAddr>().is_ok();
+    let is_proto = |v: &str| matches!(v, "TCP" | "UDP" | "SCTP");
+    let is_url = |v: &str| {
+        let Some((proto, address)) = v.split_once("://") else {
+            return false;
+        };
+        address
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.port() > 0)
+            && is_proto(&proto.to_ascii_uppercase())
+    };
+    let words: Vec<&str> = name.split('_').collect();
+    // The Service's name, upper-cased with `-` as `_`, comes first: `DRAINIT`
+    // and maybe more words; then the link's own words.
+    (2..=words.len()).any(|start| match &words[start - 1..] {
+        ["SERVICE", "HOST"] => is_ip(value),
+        ["SERVICE", "PORT"] => is_port(value),
+        ["SERVICE", "PORT", port_name @ ..] if !port_name.is_empty() => is_port(value),
+        ["PORT"] => is_url(value),
+        ["PORT", number, proto] => is_port(number) && is_proto(proto) && is_url(value),
+        ["PORT", number, proto, "PROTO"] => {
+            is_port(number) && is_proto(proto) && value.eq_ignore_ascii_case(proto)
+        }
+        ["PORT", number, proto, "PORT"] => is_port(number) && is_proto(proto) && is_port(value),
+        ["PORT", number, proto, "ADDR"] => is_port(number) && is_proto(proto) && is_ip(value),
+        _ => false,
+    })
 }
 
 fn find(matches: impl Fn(&Opt) -> bool) -> Option<&'static Opt> {
@@ -491,6 +572,32 @@ mod tests {
             .starts_with(
                 "DRAINIT_DRIAN is not a drainit variable (expected one of DRAINIT_DRAIN, "
             ));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_as_options_and_kept_in_the_command() {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let error = parse([bytes(b"--dra\xffin"), bytes(b"app")], &[]).unwrap_err();
+        assert!(
+            error.starts_with("option \"--dra\\xFFin\" is not valid UTF-8"),
+            "{error}"
+        );
+        match parse([bytes(b"/bin/\xff"), bytes(b"-\xff")], &[]) {
+            Ok(Parsed::Run(raw)) => {
+                assert_eq!(raw.command, [bytes(b"/bin/\xff"), bytes(b"-\xff")])
+            }
+            other => panic!("{other:?}"),
+        }
+        let vars = [(bytes(b"DRAINIT_DR\xffAIN"), bytes(b"5s"))];
+        let error = parse([bytes(b"app")], &vars).unwrap_err();
+        assert!(
+            error.contains("is not valid UTF-8, and starts with DRAINIT_"),
+            "{error}"
+        );
+        // Other variables may hold any bytes.
+        let vars = [(bytes(b"APP_\xff"), bytes(b"\xff"))];
+        assert!(parse([bytes(b"app")], &vars).is_ok());
     }
 
     #[test]

@@ -7,67 +7,90 @@ use std::time::Duration;
 /// What a duration looks like, for error messages.
 pub const EXPECTED: &str = "expected e.g. 5s, 500ms, 1m30s";
 
+/// Why a text is not a duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// It does not have a duration's shape.
+    NotADuration,
+    /// It has the shape, but the number is too large for any duration.
+    TooLong,
+}
+
+/// The units, longest first, as they must come; `ms` is matched before `m`.
 const UNITS: &[(&str, u128)] = &[
-    // Longest first, so that `ms` is not read as `m` followed by `s`.
-    ("ms", 1_000_000),
     ("h", 3_600_000_000_000),
     ("m", 60_000_000_000),
     ("s", 1_000_000_000),
+    ("ms", 1_000_000),
 ];
 
 /// Parses a duration. A bare number is seconds; otherwise one or more
-/// `<number><unit>` parts with units `h`, `m`, `s`, `ms`, added up.
-pub fn parse(text: &str) -> Option<Duration> {
+/// `<number><unit>` parts with units `h`, `m`, `s`, `ms`, added up, each
+/// unit at most once and in that order: `1m30m` is more likely a typo than
+/// 31 minutes.
+pub fn parse(text: &str) -> Result<Duration, Refused> {
     if text.is_empty() {
-        return None;
+        return Err(Refused::NotADuration);
     }
     if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return to_duration(number_times(text, 1_000_000_000)?);
     }
     let mut rest = text;
     let mut total: u128 = 0;
+    // Units still allowed: those after the last one seen.
+    let mut units = UNITS;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         let (number, after) = rest.split_at(digits);
-        let &(unit, nanos) = UNITS.iter().find(|(unit, _)| after.starts_with(unit))?;
-        total = total.checked_add(number_times(number, nanos)?)?;
-        rest = &after[unit.len()..];
+        let unit_len = if after.starts_with("ms") { 2 } else { 1 };
+        let unit = after.get(..unit_len).ok_or(Refused::NotADuration)?;
+        let at = units
+            .iter()
+            .position(|(name, _)| *name == unit)
+            .ok_or(Refused::NotADuration)?;
+        let nanos = number_times(number, units[at].1)?;
+        total = total.checked_add(nanos).ok_or(Refused::TooLong)?;
+        units = &units[at + 1..];
+        rest = &after[unit_len..];
     }
     to_duration(total)
 }
 
 /// `number × nanos` for a decimal `number` such as `2` or `1.25`; fractions
-/// below a nanosecond are dropped.
-fn number_times(number: &str, nanos: u128) -> Option<u128> {
+/// below a nanosecond are refused.
+fn number_times(number: &str, nanos: u128) -> Result<u128, Refused> {
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
-    }
     let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if !digits_only(whole) || !digits_only(fraction) || fraction.len() > 9 {
-        return None;
+    if (whole.is_empty() && fraction.is_empty())
+        || !digits_only(whole)
+        || !digits_only(fraction)
+        || fraction.len() > 9
+    {
+        return Err(Refused::NotADuration);
     }
+    // Digits only, so a failed parse is an overflow.
     let whole: u128 = if whole.is_empty() {
         0
     } else {
-        whole.parse().ok()?
+        whole.parse().map_err(|_| Refused::TooLong)?
     };
     let scale = 10u128.pow(fraction.len() as u32);
     let fraction: u128 = if fraction.is_empty() {
         0
     } else {
-        fraction.parse().ok()?
+        fraction.parse().map_err(|_| Refused::NotADuration)?
     };
     whole
-        .checked_mul(nanos)?
-        .checked_add(fraction * nanos / scale)
+        .checked_mul(nanos)
+        .and_then(|n| n.checked_add(fraction * nanos / scale))
+        .ok_or(Refused::TooLong)
 }
 
-fn to_duration(nanos: u128) -> Option<Duration> {
-    let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
-    Some(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+fn to_duration(nanos: u128) -> Result<Duration, Refused> {
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| Refused::TooLong)?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 /// Shows a duration the way it is written, exactly: `1m30s`, `5s`, `500ms`,
@@ -114,8 +137,8 @@ impl fmt::Display for Seconds {
 mod tests {
     use super::*;
 
-    fn ms(n: u64) -> Option<Duration> {
-        Some(Duration::from_millis(n))
+    fn ms(n: u64) -> Result<Duration, Refused> {
+        Ok(Duration::from_millis(n))
     }
 
     #[test]
@@ -131,7 +154,8 @@ mod tests {
         assert_eq!(parse("2.5"), ms(2_500));
         assert_eq!(parse(".5s"), ms(500));
         assert_eq!(parse("1h1m1s1ms"), ms(3_661_001));
-        assert_eq!(parse("0.000000001s"), Some(Duration::from_nanos(1)));
+        assert_eq!(parse("0.000000001s"), Ok(Duration::from_nanos(1)));
+        assert_eq!(parse("1m30s500ms"), ms(90_500));
     }
 
     #[test]
@@ -153,10 +177,26 @@ mod tests {
             "5sec",
             "1m30",
             "0.0000000001s",
+            "5s5s5s",
+            "1m30m",
+            "30s1m",
+            "500mss",
+            "1ms1s",
+        ] {
+            assert_eq!(parse(text), Err(Refused::NotADuration), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_number_too_large_for_a_duration_is_too_long() {
+        for text in [
             "99999999999999999999999999999999999999999h",
             "18446744073709551616",
+            "18446744073709551616s",
+            "340282366920938463463374607431768211456ms",
+            "5124095576030432h",
         ] {
-            assert_eq!(parse(text), None, "{text:?}");
+            assert_eq!(parse(text), Err(Refused::TooLong), "{text:?}");
         }
     }
 
@@ -182,6 +222,6 @@ mod tests {
         assert_eq!(show("1.000000001s"), "1.000000001s");
         assert_eq!(show("0.0000015s"), "0.0000015s");
         let huge = Duration::new(u64::MAX, 500_000_000);
-        assert_eq!(parse(&Human(huge).to_string()), Some(huge));
+        assert_eq!(parse(&Human(huge).to_string()), Ok(huge));
     }
 }

@@ -10,7 +10,10 @@
 //! - [`runtime`] is the loop: it starts the app, waits for a signal or the next
 //!   deadline, reaps children, and carries out what the timeline decides.
 //! - [`timeline`] is the pure state machine that makes every decision (when to
-//!   forward, stop, kill and exit), tested on virtual time.
+//!   forward, stop, kill, exit and what to tell the user), tested on virtual
+//!   time; [`render`] alone words what it reports.
+//! - [`observed`] is the vocabulary of what the runtime sees (how a child
+//!   ended), shared by `sys` and `timeline` so that neither imports the other.
 //! - [`sys`] holds every system call and all the `unsafe` code, and decides
 //!   nothing.
 //! - [`activity`] measures the app's TCP traffic from the kernel, for the
@@ -22,6 +25,8 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod logger;
+pub mod observed;
+pub mod render;
 pub mod runtime;
 pub mod signal;
 pub mod sys;

@@ -14,15 +14,15 @@ drainit::entry_point!(start);
 /// Everything drainit does, from its arguments (the program name first).
 fn start(args: Vec<OsString>) -> ! {
     // First of all: a SIGTERM that came before this would be lost or fatal.
-    let signals = match sys::block_signals() {
-        Ok(signals) => signals,
+    let (signals, inherited) = match sys::block_signals() {
+        Ok(blocked) => blocked,
         Err(error) => {
             logger::say(format_args!("cannot block signals: {error}"));
             exit(exit_code::FAILURE);
         }
     };
     if let Err(error) = sys::standard_start() {
-        logger::say(format_args!("cannot set up stdio and SIGPIPE: {error}"));
+        logger::say(format_args!("cannot set up stdio: {error}"));
         exit(exit_code::FAILURE);
     }
     let config = match Config::from_process(args) {
@@ -38,7 +38,7 @@ fn start(args: Vec<OsString>) -> ! {
         print_and_exit(&config.describe());
     }
     logger::init(config.log_level.value);
-    exit(runtime::run(&config, &signals));
+    exit(runtime::run(&config, &signals, inherited));
 }
 
 /// For `--help`, `--version` and `--check`. A closed stdout is no reason to

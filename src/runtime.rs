@@ -2,7 +2,6 @@
 //! what happened into [`Event`]s, and carry out the timeline's [`Action`]s.
 //! It makes no decision about the shutdown; it only knows where signals go.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::time::Instant;
@@ -13,9 +12,11 @@ use crate::activity::{Sampler, Seen};
 use crate::config::{Config, Subreaper};
 use crate::exit_code;
 use crate::logger;
+use crate::observed::{ChildStatus, Unmeasurable};
+use crate::render::{self, Line, Reach};
 use crate::signal::Signal;
-use crate::sys::{self, Reaped, SignalSet, Spawn};
-use crate::timeline::{Action, ChildStatus, Event, Timeline};
+use crate::sys::{self, Inherited, Reaped, Received, SignalSet, Spawn, Terminal};
+use crate::timeline::{Action, Event, Timeline};
 
 /// Where signals go: the app's process id (also its process group id), and
 /// whether drainit is PID 1.
@@ -27,44 +28,62 @@ struct Targets {
     pid1: bool,
 }
 
+/// What sending a signal came to: `Err(signal)` if the kernel refused it
+/// (EPERM), for the timeline to know.
+type Sent = Result<(), Signal>;
+
 impl Targets {
     /// `Action::Forward`: the app's group, or its main process only.
-    fn forward(self, signal: Signal) {
+    fn forward(self, signal: Signal) -> Sent {
         let (result, whom) = if self.app_only {
             (sys::signal_process(self.app, signal), "app")
         } else {
             (sys::signal_group(self.app, signal), "app's group")
         };
         debug!("forwarding {signal} to the {whom} ({})", self.app);
-        if let Err(e) = result {
-            error!("cannot send {signal} to the {whom} ({}): {e}", self.app);
-        }
+        report(result, signal, format_args!("the {whom} ({})", self.app))
     }
 
     /// `Action::SignalAll`: the app's group and, as PID 1, every other
     /// process; not PID 1, drainit's own children (what the app left behind,
-    /// re-parented to drainit the subreaper, in its group or not).
-    fn signal_all(self, signal: Signal) {
-        if let Err(e) = sys::signal_group(self.app, signal) {
-            error!(
-                "cannot send {signal} to the app's group ({}): {e}",
-                self.app
-            );
+    /// re-parented to drainit the subreaper, in its group or not). With
+    /// `--no-group` and not PID 1, the main process only.
+    fn signal_all(self, signal: Signal) -> Sent {
+        if self.app_only && !self.pid1 {
+            return self.forward(signal);
         }
+        let group = sys::signal_group(self.app, signal);
+        let group = report(
+            group,
+            signal,
+            format_args!("the app's group ({})", self.app),
+        );
         let (everyone, whom) = if self.pid1 {
             (sys::signal_every_process(signal), "every process")
         } else {
             (sys::signal_children(signal), "drainit's children")
         };
-        if let Err(e) = everyone {
+        group.and(report(everyone, signal, format_args!("{whom}")))
+    }
+}
+
+/// Logs a failed send; EPERM becomes `Err(signal)`.
+fn report(result: io::Result<()>, signal: Signal, whom: std::fmt::Arguments) -> Sent {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
             error!("cannot send {signal} to {whom}: {e}");
+            match e.raw_os_error() {
+                Some(libc::EPERM) => Err(signal),
+                _ => Ok(()),
+            }
         }
     }
 }
 
 /// Runs the configured command to its end and returns drainit's exit code.
-/// `signals` must already be blocked.
-pub fn run(config: &Config, signals: &SignalSet) -> i32 {
+/// `signals` must already be blocked; `inherited` is what the app gets back.
+pub fn run(config: &Config, signals: &SignalSet, inherited: Inherited) -> i32 {
     let pid1 = sys::is_pid1();
     let subreaper = match config.subreaper.value {
         Subreaper::Auto => !pid1,
@@ -76,14 +95,35 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
             warn!("cannot become a child subreaper, orphans will not be reaped: {error}");
         }
     }
+    if !pid1 {
+        if let Err(error) = sys::can_list_children() {
+            warn!(
+                "cannot list drainit's children (/proc/thread-self/children: {error}): processes \
+                 the app leaves outside its process group will get no signal from drainit"
+            );
+        }
+    }
+    if let Some(signal) = config.pdeathsig.value {
+        if let Err(error) = sys::signal_me_when_my_parent_dies(signal) {
+            warn!("cannot ask for {signal} when drainit's parent dies: {error}");
+        }
+    }
     let how = Spawn {
-        take_terminal: sys::stdin_is_terminal(),
-        parent_death_signal: config.pdeathsig.value,
+        terminal: match (sys::stdin_is_terminal(), sys::in_terminal_foreground()) {
+            (false, _) => None,
+            (true, true) => Some(Terminal::Take),
+            (true, false) => Some(Terminal::Leave),
+        },
+        parent_death_signal: config.app_pdeathsig.value,
+        inherited,
     };
     let app = match sys::spawn(&config.command, how) {
         Ok(pid) => pid,
         Err(error) => return refuse_to_start(&config.command, &error),
     };
+    if let Err(error) = sys::leave_working_directory() {
+        debug!("cannot change drainit's working directory to /: {error}");
+    }
     debug!(
         "started {:?} as pid {app}, in a process group (and, without a terminal, a session) of its own",
         config.command
@@ -94,13 +134,18 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
         pid1,
     };
     let mut timeline = Timeline::new(config.plan(pid1), Instant::now());
+    let reach = match (pid1, targets.app_only) {
+        (true, _) => Reach::Everyone,
+        (false, false) => Reach::GroupAndChildren,
+        (false, true) => Reach::App,
+    };
     let sampler = Sampler::new(config.watch());
-    match serve(targets, signals, &mut timeline, sampler) {
+    match serve(targets, reach, signals, &mut timeline, sampler) {
         Ok(code) => code,
         Err(error) => {
             // drainit cannot go on; it must not leave the app running behind it.
             logger::say(format_args!("{error}; killing the app"));
-            targets.signal_all(Signal::KILL);
+            let _ = targets.signal_all(Signal::KILL);
             exit_code::FAILURE
         }
     }
@@ -109,11 +154,11 @@ pub fn run(config: &Config, signals: &SignalSet) -> i32 {
 /// The event loop, until the timeline says to exit.
 fn serve(
     targets: Targets,
+    reach: Reach,
     signals: &SignalSet,
     timeline: &mut Timeline,
     mut sampler: Sampler,
 ) -> io::Result<i32> {
-    let mut actions = VecDeque::with_capacity(16);
     loop {
         let timeout = timeline
             .next_deadline()
@@ -121,21 +166,47 @@ fn serve(
         let event = match sys::wait_for_signal(signals, timeout)
             .map_err(|e| context(e, "waiting for signals"))?
         {
-            Some(Signal::CHLD) => reap(targets.app)?,
-            Some(signal) => Event::Signal(signal),
+            Some(Received {
+                signal: Signal::CHLD,
+                ..
+            }) => reap(targets.app)?,
+            // The kernel's SIGPIPE for a write of drainit's own: not the app's business.
+            Some(Received {
+                by_drainit: true, ..
+            }) => continue,
+            Some(Received { signal, .. }) => Event::Signal(signal),
             None => Event::Timeout,
         };
-        timeline.handle_into(event, Instant::now(), &mut actions);
-        while let Some(action) = actions.pop_front() {
-            match action {
+        timeline.handle(event, Instant::now());
+        while let Some(action) = timeline.poll_action() {
+            let sent = match action {
                 Action::Forward(signal) => targets.forward(signal),
                 Action::SignalAll(signal) => targets.signal_all(signal),
                 Action::Sample => {
-                    let event = Event::Activity(sample(&mut sampler));
-                    timeline.handle_into(event, Instant::now(), &mut actions);
+                    let sample = sample(&mut sampler).map_err(Unmeasurable);
+                    timeline.handle(Event::Activity(sample), Instant::now());
+                    Ok(())
                 }
-                Action::Log(level, message) => log!(level, "{message}"),
+                Action::Report(report) => {
+                    let context = render::Context {
+                        plan: timeline.plan(),
+                        reach,
+                    };
+                    // Formatted only if the level is on.
+                    log!(
+                        render::level(&report),
+                        "{}",
+                        Line {
+                            report: &report,
+                            context
+                        }
+                    );
+                    Ok(())
+                }
                 Action::Exit(code) => return Ok(code),
+            };
+            if let Err(signal) = sent {
+                timeline.handle(Event::NotPermitted(signal), Instant::now());
             }
         }
     }

@@ -60,6 +60,7 @@ impl Signal {
     pub const TERM: Signal = Signal(libc::SIGTERM);
     pub const CHLD: Signal = Signal(libc::SIGCHLD);
     pub const STOP: Signal = Signal(libc::SIGSTOP);
+    pub const CONT: Signal = Signal(libc::SIGCONT);
     pub const WINCH: Signal = Signal(libc::SIGWINCH);
 
     /// Signals that report a fault of the process itself. drainit leaves them
@@ -76,15 +77,14 @@ impl Signal {
 
     /// Whether drainit blocks this signal and takes it with sigtimedwait:
     /// every signal but SIGKILL and SIGSTOP (which cannot be caught), the
-    /// faults (a crash must stay a crash), SIGPIPE (ignored, so that a closed
-    /// stderr gives drainit an error rather than a signal it would forward)
-    /// and the C library's reserved signals below SIGRTMIN (32 and
-    /// 33 for glibc's thread cancellation and setxid; 32 to 34 for musl).
+    /// faults (a crash must stay a crash) and the C library's reserved
+    /// signals below SIGRTMIN (32 and 33 for glibc's thread cancellation and
+    /// setxid; 32 to 34 for musl). SIGPIPE is handled too: forwarded when
+    /// another process sent it, dropped when drainit's own write raised it.
     pub fn is_handled(self) -> bool {
         let libc_reserved = (32..libc::SIGRTMIN()).contains(&self.0);
         !(self == Signal::KILL
             || self == Signal::STOP
-            || self == Signal::PIPE
             || libc_reserved
             || Signal::FAULTS.contains(&self))
     }
@@ -175,13 +175,6 @@ impl Rewrite {
         ) else {
             return Err(expected.to_string());
         };
-        if from == Signal::TERM {
-            return Err(
-                "is refused: SIGTERM starts the drain; what the app gets when the drain \
-                        ends is set by --stop-signal / DRAINIT_STOP_SIGNAL"
-                    .to_string(),
-            );
-        }
         if from == Signal::CHLD || !from.is_handled() {
             return Err(format!("is refused: drainit never forwards {from}"));
         }
@@ -277,10 +270,10 @@ mod tests {
                 to: None
             })
         );
-        assert!(Rewrite::parse("TERM:QUIT")
-            .unwrap_err()
-            .contains("--stop-signal"));
-        for text in ["CHLD:HUP", "KILL:HUP", "SEGV:HUP", "PIPE:HUP"] {
+        // Whether TERM may be rewritten depends on --drain-on: config decides.
+        assert!(Rewrite::parse("TERM:QUIT").is_ok());
+        assert!(Rewrite::parse("PIPE:HUP").is_ok());
+        for text in ["CHLD:HUP", "KILL:HUP", "SEGV:HUP"] {
             assert!(
                 Rewrite::parse(text).unwrap_err().contains("never forwards"),
                 "{text}"
@@ -305,13 +298,13 @@ mod tests {
     }
 
     #[test]
-    fn handles_every_signal_but_the_uncatchable_the_faults_and_pipe() {
+    fn handles_every_signal_but_the_uncatchable_and_the_faults() {
         assert!(Signal::TERM.is_handled() && Signal::CHLD.is_handled());
+        assert!(Signal::PIPE.is_handled());
         assert!(Signal(libc::SIGTSTP).is_handled() && Signal(libc::SIGRTMIN()).is_handled());
         for s in [
             Signal::KILL,
             Signal::STOP,
-            Signal::PIPE,
             Signal(libc::SIGSEGV),
             Signal(32),
         ] {

@@ -1,7 +1,10 @@
-//! Every system call drainit makes, and the only `unsafe` code in the crate.
+//! Every system call drainit makes, and the only `unsafe` code in the crate
+//! (`unsafe_code` is denied everywhere else: see Cargo.toml).
 //!
 //! Each function is one thin wrapper: it decides nothing, and reports errors
 //! as `io::Error` for the caller to judge.
+
+#![allow(unsafe_code)]
 
 use std::ffi::OsString;
 use std::io;
@@ -11,8 +14,8 @@ use std::process::Command;
 use std::ptr;
 use std::time::Duration;
 
+use crate::observed::ChildStatus;
 use crate::signal::Signal;
-use crate::timeline::ChildStatus;
 
 /// The signals drainit handles itself: blocked, and taken with [`wait_for_signal`].
 pub struct SignalSet(libc::sigset_t);
@@ -35,9 +38,10 @@ impl SignalSet {
 
 /// What Rust's start-up does before `fn main`, for drainit's C entry point:
 /// a closed stdin, stdout or stderr becomes /dev/null, so that no descriptor
-/// drainit opens later takes its place (and the app gets it open); SIGPIPE
-/// is ignored, so that a write to a closed pipe fails with EPIPE instead of
-/// killing drainit.
+/// drainit opens later takes its place (and the app gets it open). (Where
+/// std ignores SIGPIPE, drainit blocks it with the signals it handles: a
+/// write to a closed pipe fails with EPIPE, and [`Received::by_drainit`]
+/// tells that SIGPIPE from one sent by another process.)
 pub fn standard_start() -> io::Result<()> {
     for fd in 0..=2 {
         // SAFETY: F_GETFD only reads the descriptor's flags.
@@ -51,10 +55,6 @@ pub fn standard_start() -> io::Result<()> {
                 )));
             }
         }
-    }
-    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE.
-    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
-        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -99,25 +99,64 @@ pub unsafe fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<O
         .collect()
 }
 
+/// What drainit inherited from its parent and changed for itself, given
+/// back to the app before exec (exec(2) keeps the mask and the ignored
+/// signals; tini and dumb-init pass them on the same way): `nohup drainit --
+/// app` leaves SIGHUP ignored in the app.
+#[derive(Clone, Copy)]
+pub struct Inherited {
+    /// The signal mask drainit was started with.
+    mask: libc::sigset_t,
+    /// SIGCHLD was ignored: drainit set it back to its default for itself.
+    chld_ignored: bool,
+    /// SIGPIPE was ignored: std's spawn sets it to its default in the child.
+    pipe_ignored: bool,
+}
+
 /// Blocks every signal drainit handles, so that they queue up for
-/// [`wait_for_signal`] instead of running a default action. Call it first:
-/// a signal that arrives before would kill drainit (or be lost, as PID 1).
-pub fn block_signals() -> io::Result<SignalSet> {
+/// [`wait_for_signal`] instead of running a default action, and returns
+/// them with what drainit inherited. Call it first: a signal that arrives
+/// before would kill drainit (or be lost, as PID 1).
+pub fn block_signals() -> io::Result<(SignalSet, Inherited)> {
     let set = SignalSet::handled()?;
-    // SAFETY: set is a valid sigset; the old mask is not wanted.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, ptr::null_mut()) };
+    let mut mask = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: set is a valid sigset; pthread_sigmask writes the old mask into `mask`.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, mask.as_mut_ptr()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
+    // SAFETY: pthread_sigmask succeeded, so it wrote the old mask.
+    let mask = unsafe { mask.assume_init() };
     // Blocked first, so that no SIGCHLD meets the default action in between.
-    restore_sigchld()?;
-    Ok(set)
+    // A parent may leave SIGCHLD ignored (which survives exec), and then the
+    // kernel reaps drainit's children itself: drainit would never learn that
+    // the app exited.
+    let chld_ignored = set_action(libc::SIGCHLD, Some(libc::SIG_DFL))? == libc::SIG_IGN;
+    let pipe_ignored = set_action(libc::SIGPIPE, None)? == libc::SIG_IGN;
+    let inherited = Inherited {
+        mask,
+        chld_ignored,
+        pipe_ignored,
+    };
+    Ok((set, inherited))
+}
+
+/// A signal taken by [`wait_for_signal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The signal.
+    pub signal: Signal,
+    /// drainit raised it itself: the kernel's SIGPIPE for a write of
+    /// drainit's to a closed pipe comes as if drainit had sent it (SI_USER,
+    /// drainit's own pid), while one from `kill -PIPE 1` carries the sender's
+    /// pid (0 from outside the PID namespace).
+    pub by_drainit: bool,
 }
 
 /// Waits until one of `set` is pending or `timeout` has passed (forever if
 /// `None`), and takes it. `None` means no signal came: the timeout passed or
 /// the wait was interrupted.
-pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
+pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result<Option<Received>> {
     // sigtimedwait takes nanoseconds, so the deadline is met exactly rather
     // than rounded to milliseconds as poll(2) would.
     let timespec = timeout.map(|d| libc::timespec {
@@ -126,11 +165,20 @@ pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result
         tv_nsec: d.subsec_nanos().into(),
     });
     let timeout_ptr = timespec.as_ref().map_or(ptr::null(), |t| t as *const _);
-    // SAFETY: set is a valid sigset, the info pointer may be null, and
-    // timeout_ptr is null or points to `timespec`, which outlives the call.
-    let rc = unsafe { libc::sigtimedwait(&set.0, ptr::null_mut(), timeout_ptr) };
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    // SAFETY: set is a valid sigset, info is a live siginfo_t to write to,
+    // and timeout_ptr is null or points to `timespec`, which outlives the call.
+    let rc = unsafe { libc::sigtimedwait(&set.0, info.as_mut_ptr(), timeout_ptr) };
     if rc > 0 {
-        return Ok(Signal::from_raw(rc));
+        // SAFETY: sigtimedwait filled in the siginfo of the signal it took;
+        // si_pid is valid for SI_USER. (Only for SIGPIPE: getpid is a system
+        // call, and this is every forwarded signal's path.)
+        let by_drainit = rc == libc::SIGPIPE
+            && unsafe {
+                let info = info.assume_init_ref();
+                info.si_code == libc::SI_USER && info.si_pid() == libc::getpid()
+            };
+        return Ok(Signal::from_raw(rc).map(|signal| Received { signal, by_drainit }));
     }
     let error = io::Error::last_os_error();
     match error.raw_os_error() {
@@ -140,18 +188,31 @@ pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result
 }
 
 /// How the child is set up before it runs the app.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct Spawn {
-    /// Make the child's new process group the foreground group of the
-    /// terminal on stdin, so that Ctrl-C and Ctrl-Z reach the app.
-    pub take_terminal: bool,
+    /// The terminal on stdin, if any: the child gets a new process group of
+    /// drainit's session, rather than a session of its own, so that it keeps
+    /// the terminal.
+    pub terminal: Option<Terminal>,
     /// Signal the child gets when drainit dies.
     pub parent_death_signal: Option<Signal>,
+    /// The mask and ignored signals to give back to the app.
+    pub inherited: Inherited,
+}
+
+/// What the app does with the terminal on stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminal {
+    /// Its process group becomes the terminal's foreground group, so that
+    /// Ctrl-C and Ctrl-Z reach the app.
+    Take,
+    /// Leave the foreground group as it is: drainit runs in the background.
+    Leave,
 }
 
 /// Starts `command` (program and arguments) as a child in a new session (so
 /// a new process group) of its own, as dumb-init does, with the signal mask
-/// and dispositions a fresh process expects. With a terminal to take, in a
+/// and ignored signals drainit inherited. With a terminal to take, in a
 /// new process group of drainit's session instead, so that it can become the
 /// terminal's foreground group. Returns its pid, which is also its process
 /// group id.
@@ -166,25 +227,25 @@ pub fn spawn(command: &[OsString], how: Spawn) -> io::Result<i32> {
     let parent = std::process::id() as libc::pid_t;
     let mut command = Command::new(program);
     command.args(args);
-    if how.take_terminal {
+    if how.terminal.is_some() {
         command.process_group(0);
     }
     let prepare = move || {
-        if how.take_terminal {
-            take_terminal();
-        } else {
+        match how.terminal {
+            Some(Terminal::Take) => take_terminal(),
+            Some(Terminal::Leave) => {}
             // SAFETY: setsid takes no argument. It cannot fail: a forked
             // child is not a process group leader.
-            check(unsafe { libc::setsid() })?;
+            None => check(unsafe { libc::setsid() })?,
         }
         if let Some(signal) = how.parent_death_signal {
             set_parent_death_signal(signal, parent)?;
         }
-        reset_signals()
+        restore_inherited(&how.inherited)
     };
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // tcsetpgrp, prctl, getppid, kill, rt_sigaction and sigprocmask, which are
-    // async-signal-safe; it allocates nothing.
+    // setsid, tcsetpgrp, prctl, getppid, kill, rt_sigaction and sigprocmask,
+    // which are async-signal-safe; it allocates nothing.
     unsafe { command.pre_exec(prepare) };
     let child = command.spawn()?;
     i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))
@@ -196,6 +257,39 @@ pub fn spawn(command: &[OsString], how: Spawn) -> io::Result<i32> {
 fn take_terminal() {
     // SAFETY: tcsetpgrp and getpgrp only take integers.
     unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) };
+}
+
+/// Whether drainit's process group is the foreground group of the terminal
+/// on stdin: only then may the app take the terminal. (SIGTTOU is blocked,
+/// so a drainit started in the background with `&` would otherwise take the
+/// terminal from the interactive shell.)
+pub fn in_terminal_foreground() -> bool {
+    // SAFETY: tcgetpgrp and getpgrp only take integers.
+    unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
+}
+
+/// Asks for `signal` when drainit's parent dies (tini's `-p`), and sends it
+/// to drainit at once if the parent already died: drainit then handles it as
+/// if the parent had sent it. The kernel drops this request when drainit
+/// itself is a setuid program.
+pub fn signal_me_when_my_parent_dies(signal: Signal) -> io::Result<()> {
+    // SAFETY: getppid takes nothing.
+    let parent = unsafe { libc::getppid() };
+    set_parent_death_signal(signal, parent)
+}
+
+/// Leaves drainit's working directory for `/`, so that PID 1 never holds a
+/// mount busy (dumb-init does the same). Call it after the app has started
+/// in the caller's directory.
+pub fn leave_working_directory() -> io::Result<()> {
+    // SAFETY: the path is a valid C string.
+    check(unsafe { libc::chdir(c"/".as_ptr()) })
+}
+
+/// Whether drainit can list its own children (`/proc/thread-self/children`):
+/// not PID 1, that is how it finds what the app left outside its group.
+pub fn can_list_children() -> io::Result<()> {
+    std::fs::read_to_string("/proc/thread-self/children").map(|_| ())
 }
 
 /// In the child: ask for `signal` when drainit dies, and send it at once if
@@ -217,63 +311,55 @@ fn set_parent_death_signal(signal: Signal, parent: libc::pid_t) -> io::Result<()
     Ok(())
 }
 
-/// In the child before exec: every disposition back to default, then an
-/// empty mask (the child inherited drainit's blocked set). Dispositions first,
-/// so that a signal pending now is delivered with its default action.
-///
-/// Through the raw system call: glibc's sigaction refuses its reserved
-/// signals 32 and 33, which a parent may have left ignored too. (Resetting
-/// all 64 costs less than asking /proc/self/status which ones are ignored:
-/// that read alone took 150 µs of drainit's start.)
-fn reset_signals() -> io::Result<()> {
-    for number in 1..=libc::SIGRTMAX() {
-        if number != libc::SIGKILL && number != libc::SIGSTOP {
-            // Failure leaves that one signal as it was; nothing better to do here.
-            let _ = set_default_action(number);
-        }
+/// In the child before exec: the ignored signals and the mask drainit
+/// inherited, given back (see [`Inherited`]); every other disposition is
+/// already as inherited, since drainit installs no handler. Async-signal-safe.
+fn restore_inherited(inherited: &Inherited) -> io::Result<()> {
+    if inherited.chld_ignored {
+        set_action(libc::SIGCHLD, Some(libc::SIG_IGN))?;
     }
-    let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the set; sigprocmask reads it. Both are
-    // async-signal-safe.
-    unsafe {
-        check(libc::sigemptyset(empty.as_mut_ptr()))?;
-        check(libc::sigprocmask(
-            libc::SIG_SETMASK,
-            empty.as_ptr(),
-            ptr::null_mut(),
-        ))?;
-    }
-    Ok(())
+    let pipe = if inherited.pipe_ignored {
+        libc::SIG_IGN
+    } else {
+        libc::SIG_DFL
+    };
+    set_action(libc::SIGPIPE, Some(pipe))?;
+    // SAFETY: sigprocmask reads a valid sigset and is async-signal-safe.
+    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &inherited.mask, ptr::null_mut()) })
 }
 
-/// Puts SIGCHLD back to its default action. A parent may leave it ignored
-/// (which survives exec), and then the kernel reaps drainit's children
-/// itself: drainit would never learn that the app exited.
-fn restore_sigchld() -> io::Result<()> {
-    set_default_action(libc::SIGCHLD)
-}
-
-/// Sets signal `number` to its default action, through the raw system call:
-/// glibc's sigaction refuses its reserved signals 32 and 33. Async-signal-safe.
-fn set_default_action(number: libc::c_int) -> io::Result<()> {
-    // An all-zero kernel sigaction is SIG_DFL, no flags, empty mask.
-    let default = [0u64; 4];
-    // SAFETY: rt_sigaction reads a kernel sigaction from a live, large enough
-    // buffer, and writes no old action (null); a raw system call is
-    // async-signal-safe.
+/// Sets signal `number`'s action to `handler` (SIG_DFL or SIG_IGN; `None`
+/// only reads it) and returns the previous one. Through the raw system call:
+/// glibc's sigaction refuses its reserved signals. Async-signal-safe.
+fn set_action(
+    number: libc::c_int,
+    handler: Option<libc::sighandler_t>,
+) -> io::Result<libc::sighandler_t> {
+    // A kernel sigaction: the handler first, then flags, (restorer,) mask;
+    // zero flags and an empty mask.
+    let new = [handler.unwrap_or(0) as u64, 0, 0, 0];
+    let mut old = [0u64; 4];
+    let new_ptr = if handler.is_some() {
+        new.as_ptr()
+    } else {
+        ptr::null()
+    };
+    // SAFETY: rt_sigaction reads a kernel sigaction from `new` (or nothing)
+    // and writes the old one to `old`, both live and large enough; a raw
+    // system call is async-signal-safe.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_rt_sigaction,
             number,
-            default.as_ptr(),
-            ptr::null_mut::<u64>(),
+            new_ptr,
+            old.as_mut_ptr(),
             std::mem::size_of::<u64>(),
         )
     };
     if rc == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(old[0] as libc::sighandler_t)
 }
 
 /// Whether stdin is a terminal (`docker run -t`).
@@ -447,6 +533,98 @@ impl Netlink {
             }
         }
     }
+}
+
+/// What drainit's stderr is, which says how to write to it without blocking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StderrKind {
+    /// A pipe or FIFO (docker's and containerd's log drivers): it blocks once full.
+    Pipe,
+    /// A terminal (`docker run -t`): it blocks while output is stopped (Ctrl-S).
+    Terminal,
+    /// A socket (systemd's journal).
+    Socket,
+    /// A file, /dev/null: writes do not wait for a reader.
+    Other,
+}
+
+/// What stderr is.
+pub fn stderr_kind() -> StderrKind {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a stat to a live buffer of the right type.
+    if unsafe { libc::fstat(libc::STDERR_FILENO, stat.as_mut_ptr()) } != 0 {
+        return StderrKind::Other;
+    }
+    // SAFETY: fstat succeeded, so it filled the buffer.
+    let mode = unsafe { stat.assume_init() }.st_mode & libc::S_IFMT;
+    // SAFETY: isatty only takes a file descriptor number.
+    let terminal = unsafe { libc::isatty(libc::STDERR_FILENO) } == 1;
+    match mode {
+        libc::S_IFIFO => StderrKind::Pipe,
+        libc::S_IFSOCK => StderrKind::Socket,
+        _ if terminal => StderrKind::Terminal,
+        _ => StderrKind::Other,
+    }
+}
+
+/// Opens stderr's pipe or terminal again, as a new open file description of
+/// drainit's own, non-blocking and close-on-exec. Setting O_NONBLOCK on
+/// descriptor 2 itself would reach the app, which shares that description.
+/// Needs /proc (`/proc/self/fd/2`).
+pub fn reopen_stderr_nonblocking() -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: the path is a valid C string; O_NOCTTY keeps a terminal from
+    // becoming drainit's controlling terminal.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/fd/2".as_ptr(),
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor owned by nobody else.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// write(2) of `bytes` to `fd`, once: EAGAIN when a non-blocking descriptor is full.
+pub fn write_once(fd: libc::c_int, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: bytes is live for its whole length.
+    let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    usize::try_from(written).map_err(|_| io::Error::last_os_error())
+}
+
+/// send(2) of `bytes` to socket `fd` without waiting (MSG_DONTWAIT) and
+/// without SIGPIPE (MSG_NOSIGNAL), whatever the socket's own flags.
+pub fn send_now(fd: libc::c_int, bytes: &[u8]) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: bytes is live for its whole length.
+    let sent = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) };
+    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+}
+
+/// Whether `fd` can take a write now (poll(2) for POLLOUT, no wait).
+pub fn writable_now(fd: libc::c_int) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes one live pollfd.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready == 1 && poll.revents & libc::POLLOUT != 0
+}
+
+/// The CPU time the calling thread has used, user and kernel (for
+/// bench/sampler_cost.rs, which measures what a traffic sample costs).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to; this clock always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Whether drainit is the init of its PID namespace.

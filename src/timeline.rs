@@ -1,10 +1,12 @@
 //! The shutdown timeline: every decision drainit makes, as a pure state machine.
 //!
-//! The runtime feeds it [`Event`]s with the instant they were seen and carries
-//! out the [`Action`]s it returns; between events it sleeps until
-//! [`Timeline::next_deadline`]. Nothing here makes a system call or reads a
-//! clock, so tests drive it on virtual time (the same split as quinn-proto and
-//! quinn).
+//! The runtime feeds it [`Event`]s with the instant they were seen
+//! ([`Timeline::handle`]), carries out the [`Action`]s it queues
+//! ([`Timeline::poll_action`]), and sleeps until [`Timeline::next_deadline`]:
+//! the shape of quinn-proto's `Connection`. Nothing here makes a system call,
+//! reads a clock or words a message: what the user is told is a typed
+//! [`Report`], which [`crate::render`] puts into words. So tests drive it on
+//! virtual time and assert on values.
 //!
 //! ```text
 //! t0: first SIGTERM ── drain ──▶ stop signal to the app ──▶ SIGKILL at t0 + grace − margin
@@ -15,10 +17,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use log::Level;
-
 use crate::activity::{Seen, Tally};
-use crate::duration::{Human, Seconds};
+use crate::observed::{ChildStatus, Unmeasurable};
 use crate::signal::{Rewrite, Signal};
 
 /// How long drainit waits, after its last SIGKILL, to reap what it killed.
@@ -57,21 +57,38 @@ pub struct Plan {
     pub kill_margin: Duration,
     /// What the app gets when the drain ends.
     pub stop_signal: Signal,
+    /// The signals that start the shutdown (`--drain-on`): SIGTERM, or the
+    /// image's STOPSIGNAL.
+    pub drain_on: Vec<Signal>,
     /// How long processes left behind by the app get between the stop signal and SIGKILL.
     pub cleanup: Duration,
     /// Signals forwarded as another (or not at all); the last rewrite of a signal wins.
     pub rewrites: Vec<Rewrite>,
     /// The app's exit codes that drainit reports as 0.
     pub success_exits: Vec<i32>,
-    /// drainit is PID 1, so its last signals also reach processes outside the app's group.
-    pub kill_everyone: bool,
+    /// Whether processes the app leaves behind when it exits are stopped and
+    /// killed before drainit exits: not with `--no-group` when drainit is not
+    /// PID 1 (as PID 1, its exit would kill them anyway).
+    pub clean_up_leftovers: bool,
 }
 
 impl Plan {
-    /// When, after the first SIGTERM, drainit sends SIGKILL. Config ensures
-    /// `drain < kill_after`.
+    /// When, after the first SIGTERM, drainit sends SIGKILL: grace − margin.
+    /// Config ensures `drain < kill_after`.
     pub fn kill_after(&self) -> Duration {
         self.grace.saturating_sub(self.kill_margin)
+    }
+
+    /// When, after the first stop request, drainit gives up waiting for what
+    /// it killed: half the kill margin after the SIGKILL, so that drainit is
+    /// gone before the platform's deadline even if its SIGKILL could not land.
+    pub fn give_up_after(&self) -> Duration {
+        self.kill_after() + self.kill_margin / 2
+    }
+
+    /// Whether `signal` starts the shutdown.
+    pub fn drains_on(&self, signal: Signal) -> bool {
+        self.drain_on.contains(&signal)
     }
 
     /// What to forward when `signal` arrives: `None` if rewritten to nothing.
@@ -79,42 +96,6 @@ impl Plan {
         match self.rewrites.iter().rev().find(|r| r.from == signal) {
             Some(rewrite) => rewrite.to,
             None => Some(signal),
-        }
-    }
-
-    fn everyone(&self) -> &'static str {
-        if self.kill_everyone {
-            "the app's group and every other process"
-        } else {
-            "the app's group"
-        }
-    }
-}
-
-/// How the main child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildStatus {
-    /// It exited with this code.
-    Exited(i32),
-    /// This signal killed it.
-    Killed(Signal),
-}
-
-impl ChildStatus {
-    /// The code a shell would report: the child's own, or 128 + N for death by signal N.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            ChildStatus::Exited(code) => code,
-            ChildStatus::Killed(signal) => 128 + signal.as_raw(),
-        }
-    }
-}
-
-impl std::fmt::Display for ChildStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChildStatus::Exited(code) => write!(f, "app exited {code}"),
-            ChildStatus::Killed(signal) => write!(f, "app killed by {signal}"),
         }
     }
 }
@@ -134,7 +115,10 @@ pub enum Event {
     },
     /// The traffic sample asked for by [`Action::Sample`]: whether anything
     /// came in since the previous one, or why traffic cannot be measured.
-    Activity(Result<Seen, String>),
+    Activity(Result<Seen, Unmeasurable>),
+    /// The kernel refused to let drainit send this signal (EPERM): the app
+    /// runs as another user.
+    NotPermitted(Signal),
     /// The wait ended without a signal: a deadline may have come.
     Timeout,
 }
@@ -144,14 +128,197 @@ pub enum Event {
 pub enum Action {
     /// Send this signal to the app: its process group (or its main process with `--no-group`).
     Forward(Signal),
-    /// Send this signal to the app's group and, when drainit is PID 1, to every other process.
+    /// Send this signal to everything drainit is responsible for: the app's
+    /// group and, as PID 1, every other process (the runtime knows whom).
     SignalAll(Signal),
     /// Look at the app's traffic and report with [`Event::Activity`], at once.
     Sample,
-    /// Log a line for the user.
-    Log(Level, String),
+    /// Tell the user.
+    Report(Report),
     /// Exit drainit with this code. Always the last action.
     Exit(i32),
+}
+
+/// What the user is told, with the facts; [`crate::render`] says how loud and
+/// in which words. Instants are offsets from t0 (from the app's start before
+/// any stop request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// `signal` started the shutdown: the plan's drain begins (or, with no
+    /// drain, the stop signal follows at once).
+    DrainStarted {
+        /// The stop request (SIGTERM, or a signal of `--drain-on`).
+        signal: Signal,
+    },
+    /// The drain is over: the stop signal goes to the app.
+    Stopping {
+        /// Why now.
+        why: StopReason,
+        /// When.
+        at: Duration,
+    },
+    /// A stop request again, during the drain: it goes on.
+    RepeatedDuringDrain {
+        /// The signal repeated.
+        signal: Signal,
+        /// When.
+        at: Duration,
+    },
+    /// A stop request again after the stop signal: the stop signal again.
+    StoppingAgain {
+        /// The signal repeated.
+        signal: Signal,
+    },
+    /// SIGINT during the drain: forwarded now, the drain is over.
+    Interrupted {
+        /// What SIGINT is forwarded as.
+        forward: Signal,
+        /// When.
+        at: Duration,
+    },
+    /// The app is still running at the SIGKILL deadline.
+    Killing {
+        /// When.
+        at: Duration,
+    },
+    /// The app exited and left processes: they get the stop signal.
+    LeftoversStopping {
+        /// How the app ended.
+        app: ChildStatus,
+        /// When.
+        at: Duration,
+        /// When they get SIGKILL, from now, if they are still running.
+        kill_in: Duration,
+    },
+    /// The processes the app left are still running at their SIGKILL time.
+    LeftoversKilling {
+        /// When.
+        at: Duration,
+    },
+    /// What got SIGKILL was not all reaped in time; drainit exits anyway.
+    NotReaped,
+    /// The app was not reaped half the kill margin after SIGKILL: drainit gives up.
+    GaveUp {
+        /// The signal the kernel refused, if that is why.
+        not_permitted: Option<Signal>,
+    },
+    /// The adaptive drain cannot read the traffic: the fixed drain it is.
+    TrafficUnmeasurable {
+        /// What the system said.
+        why: Unmeasurable,
+    },
+    /// A signal rewritten to nothing was dropped.
+    Dropped {
+        /// The signal.
+        signal: Signal,
+    },
+    /// A signal was forwarded as another.
+    Rewritten {
+        /// The signal received.
+        from: Signal,
+        /// The signal forwarded.
+        to: Signal,
+    },
+    /// A signal arrived while everything is being killed: not forwarded.
+    NotForwarded {
+        /// The signal.
+        signal: Signal,
+    },
+    /// drainit exits with `code`: the summary of the whole timeline.
+    Exit {
+        /// drainit's exit code.
+        code: i32,
+        /// The app's own code, when `--success-exit` turned it into 0.
+        counted_as_success: Option<i32>,
+        /// What happened.
+        summary: Summary,
+    },
+}
+
+/// Why the drain ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// No drain configured: at once.
+    NoDrain,
+    /// The fixed drain ran its length.
+    DrainOver,
+    /// The adaptive drain ran to its maximum: the traffic never stopped.
+    TrafficNeverStopped {
+        /// Samples that saw traffic.
+        active: u32,
+        /// Samples taken.
+        samples: u32,
+        /// Samples that saw traffic, port by port.
+        by_port: Tally,
+    },
+    /// The adaptive drain saw no traffic for its quiet time.
+    TrafficStopped {
+        /// Samples that saw traffic.
+        active: u32,
+        /// Samples taken.
+        samples: u32,
+        /// When traffic was last seen.
+        last_active: Duration,
+        /// Samples that saw traffic, port by port.
+        by_port: Tally,
+    },
+}
+
+/// The exit line's account of what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Summary {
+    /// The app ended by itself, nothing else happened.
+    AppEnded {
+        /// How.
+        app: ChildStatus,
+        /// How long after its start.
+        after: Duration,
+    },
+    /// Things happened, but no stop request came.
+    Unrequested(Vec<Milestone>),
+    /// A stop request came: what happened from t0, and the platform's deadline.
+    Requested {
+        /// What happened, in order.
+        milestones: Vec<Milestone>,
+        /// The exit, relative to the platform's deadline at t0 + grace.
+        deadline: Deadline,
+    },
+}
+
+/// Where drainit's exit falls relative to the platform's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// This long before it.
+    Before(Duration),
+    /// This long after it.
+    After(Duration),
+}
+
+/// One step of the timeline, for the exit summary. Instants as in [`Report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    /// The stop request that started the shutdown (at +0s).
+    StopRequested(Signal),
+    /// The stop signal to the app.
+    Stopped(Signal, Duration),
+    /// The stop signal again, on a repeated request.
+    StoppedAgain(Signal, Duration),
+    /// SIGINT ended the drain.
+    Interrupted(Duration),
+    /// SIGKILL to everything drainit is responsible for.
+    Killed(Duration),
+    /// The app ended.
+    AppEnded(ChildStatus, Duration),
+    /// The stop signal to the processes the app left.
+    LeftoversStopped(Signal, Duration),
+    /// SIGKILL to the processes the app left.
+    LeftoversKilled(Duration),
+    /// The processes the app left are gone.
+    LeftoversGone(Duration),
+    /// The kernel refused this signal.
+    NotPermitted(Signal, Duration),
+    /// drainit gave up waiting for what it killed.
+    GaveUp(Duration),
 }
 
 /// Where the shutdown is.
@@ -164,8 +331,8 @@ enum Stage {
     Draining(Option<Sampling>),
     /// The app was told to stop; SIGKILL at `t0 + kill_after` if it lingers.
     Stopped,
-    /// SIGKILL sent; waiting for the app to be reaped.
-    Killed,
+    /// SIGKILL sent; waiting for the app to be reaped until `give_up_at`.
+    Killed { give_up_at: Instant },
     /// The app exited and left processes behind; they got the stop signal
     /// and get SIGKILL at `kill_at`.
     CleaningUp { app: ChildStatus, kill_at: Instant },
@@ -194,13 +361,17 @@ struct Sampling {
 pub struct Timeline {
     plan: Plan,
     started: Instant,
-    /// The first SIGTERM, if any: every instant of the shutdown counts from it.
+    /// The first stop request, if any: every instant of the shutdown counts from it.
     t0: Option<Instant>,
     stage: Stage,
-    /// What happened since t0, for the summary line at exit.
-    milestones: Vec<String>,
+    /// What happened, for the summary at exit.
+    milestones: Vec<Milestone>,
     /// The adaptive drain's samples with traffic, port by port.
     tally: Tally,
+    /// The last signal the kernel did not let drainit send, if any.
+    not_permitted: Option<Signal>,
+    /// What the runtime must do, in order: [`Timeline::poll_action`].
+    actions: VecDeque<Action>,
 }
 
 impl Timeline {
@@ -213,11 +384,20 @@ impl Timeline {
             stage: Stage::Running,
             milestones: Vec::new(),
             tally: Tally::default(),
+            not_permitted: None,
+            // Room for the most one event queues (stop signal, SIGCONT, reports):
+            // forwarding a signal allocates nothing.
+            actions: VecDeque::with_capacity(8),
         }
     }
 
+    /// The plan it follows.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     /// The next instant at which something is due, if any: the runtime must
-    /// call [`Timeline::handle`] no later than that.
+    /// call [`Timeline::handle`] (with [`Event::Timeout`]) no later than that.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.stage {
             Stage::Draining(sampling) => {
@@ -226,33 +406,38 @@ impl Timeline {
             }
             Stage::Stopped => self.kill_at(),
             Stage::CleaningUp { kill_at, .. } => Some(kill_at),
-            Stage::Reaping { give_up_at, .. } => Some(give_up_at),
-            Stage::Running | Stage::Killed | Stage::Exited => None,
+            Stage::Killed { give_up_at } | Stage::Reaping { give_up_at, .. } => Some(give_up_at),
+            Stage::Running | Stage::Exited => None,
         }
+    }
+
+    /// The next thing to do, in order, until `None`.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
     }
 
     /// Handles an event seen at `now`, after firing every deadline that has
-    /// passed (so a storm of signals cannot push a deadline back).
-    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
-        let mut actions = VecDeque::new();
-        self.handle_into(event, now, &mut actions);
-        actions.into()
-    }
-
-    /// [`Timeline::handle`], appending to `actions`: the runtime reuses one
-    /// queue, so that forwarding a signal allocates nothing.
-    pub fn handle_into(&mut self, event: Event, now: Instant, actions: &mut VecDeque<Action>) {
+    /// passed (so a storm of signals cannot push a deadline back). What to do
+    /// comes out of [`Timeline::poll_action`].
+    pub fn handle(&mut self, event: Event, now: Instant) {
         while self.next_deadline().is_some_and(|deadline| now >= deadline) {
-            self.on_deadline(now, actions);
+            self.on_deadline(now);
         }
         match event {
-            Event::Signal(signal) => self.on_signal(signal, now, actions),
-            Event::Reaped { app, children_left } => {
-                self.on_reaped(app, children_left, now, actions)
-            }
-            Event::Activity(sample) => self.on_activity(sample, now, actions),
+            Event::Signal(signal) => self.on_signal(signal, now),
+            Event::Reaped { app, children_left } => self.on_reaped(app, children_left, now),
+            Event::Activity(sample) => self.on_activity(sample, now),
+            Event::NotPermitted(signal) => self.on_not_permitted(signal, now),
             Event::Timeout => {}
         }
+    }
+
+    fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    fn report(&mut self, report: Report) {
+        self.actions.push_back(Action::Report(report));
     }
 
     /// The SIGKILL deadline of a termination under way.
@@ -260,173 +445,162 @@ impl Timeline {
         self.t0.map(|t0| t0 + self.plan.kill_after())
     }
 
-    fn on_deadline(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
+    fn on_deadline(&mut self, now: Instant) {
         match self.stage {
             Stage::Draining(sampling) => {
                 let end = self.t0.map_or(now, |t0| t0 + self.plan.drain);
                 if now >= end {
                     let why = match sampling {
-                        Some(s) => format!(
-                            "drain reached its maximum of {}, traffic never stopped \
-                             ({} of {} samples saw some; {})",
-                            Human(self.plan.drain),
-                            s.active,
-                            s.samples,
-                            self.tally
-                        ),
-                        None => "drain over".to_string(),
+                        Some(s) => StopReason::TrafficNeverStopped {
+                            active: s.active,
+                            samples: s.samples,
+                            by_port: self.tally.clone(),
+                        },
+                        None => StopReason::DrainOver,
                     };
-                    self.stop(&why, now, actions);
+                    self.stop(why, now);
                 } else if let Some(mut sampling) = sampling {
                     // The next sample is scheduled when the answer to this one comes.
                     sampling.next = end;
                     self.stage = Stage::Draining(Some(sampling));
-                    actions.push_back(Action::Sample);
+                    self.push(Action::Sample);
                 }
             }
             Stage::Stopped => {
                 let at = self.since(now);
-                let everyone = self.plan.everyone();
-                self.milestones
-                    .push(format!("SIGKILL to {everyone} at {at}"));
-                let margin = Human(self.plan.kill_margin);
-                log(
-                    actions,
-                    Level::Warn,
-                    format!(
-                        "app still running at {at}, {margin} before the platform's deadline: \
-                         sending SIGKILL to {everyone}"
-                    ),
-                );
-                actions.push_back(Action::SignalAll(Signal::KILL));
-                self.stage = Stage::Killed;
+                self.milestones.push(Milestone::Killed(at));
+                self.report(Report::Killing { at });
+                self.push(Action::SignalAll(Signal::KILL));
+                let t0 = self.t0.unwrap_or(now);
+                self.stage = Stage::Killed {
+                    give_up_at: (t0 + self.plan.give_up_after()).max(now),
+                };
             }
             Stage::CleaningUp { app, .. } => {
                 let at = self.since(now);
-                self.milestones
-                    .push(format!("SIGKILL to leftovers at {at}"));
-                log(
-                    actions,
-                    Level::Warn,
-                    format!("processes left by the app still running at {at}: sending SIGKILL"),
-                );
-                actions.push_back(Action::SignalAll(Signal::KILL));
+                self.milestones.push(Milestone::LeftoversKilled(at));
+                self.report(Report::LeftoversKilling { at });
+                self.push(Action::SignalAll(Signal::KILL));
                 self.stage = Stage::Reaping {
                     app,
-                    give_up_at: now + REAP_AFTER_KILL,
+                    give_up_at: self.reap_until(now),
                 };
             }
-            Stage::Reaping { app, .. } => {
-                log(
-                    actions,
-                    Level::Warn,
-                    "some killed processes were not reaped in time; exiting anyway".to_string(),
-                );
-                self.finish(app, now, actions);
+            Stage::Killed { .. } => {
+                self.report(Report::GaveUp {
+                    not_permitted: self.not_permitted,
+                });
+                self.milestones.push(Milestone::GaveUp(self.since(now)));
+                self.finish(ChildStatus::Killed(Signal::KILL), now);
             }
-            Stage::Running | Stage::Killed | Stage::Exited => {}
+            Stage::Reaping { app, .. } => {
+                self.report(Report::NotReaped);
+                self.finish(app, now);
+            }
+            Stage::Running | Stage::Exited => {}
         }
     }
 
-    fn on_signal(&mut self, signal: Signal, now: Instant, actions: &mut VecDeque<Action>) {
+    /// Until when to reap what got SIGKILL: [`REAP_AFTER_KILL`], and never
+    /// past the give-up time of a termination under way.
+    fn reap_until(&self, now: Instant) -> Instant {
+        let reap_until = now + REAP_AFTER_KILL;
+        match self.t0 {
+            Some(t0) => reap_until.min((t0 + self.plan.give_up_after()).max(now)),
+            None => reap_until,
+        }
+    }
+
+    fn on_signal(&mut self, signal: Signal, now: Instant) {
         if signal == Signal::CHLD || self.stage == Stage::Exited {
             return;
         }
-        if signal == Signal::TERM {
-            return self.on_sigterm(now, actions);
+        if self.plan.drains_on(signal) {
+            return self.on_stop_request(signal, now);
         }
         let Some(forward) = self.plan.rewrite(signal) else {
-            return log(
-                actions,
-                Level::Debug,
-                format!("{signal} dropped (rewritten to 0)"),
-            );
+            return self.report(Report::Dropped { signal });
         };
         match self.stage {
-            Stage::Killed | Stage::Reaping { .. } => log(
-                actions,
-                Level::Debug,
-                format!("{signal} not forwarded: everything is being killed"),
-            ),
+            Stage::Killed { .. } | Stage::Reaping { .. } => {
+                self.report(Report::NotForwarded { signal })
+            }
             Stage::Draining(_) if signal == Signal::INT => {
                 let at = self.since(now);
-                self.milestones
-                    .push(format!("SIGINT at {at} ended the drain"));
-                log(
-                    actions,
-                    Level::Info,
-                    format!("SIGINT at {at}: forwarding {forward} to the app now, drain cut short"),
-                );
-                actions.push_back(Action::Forward(forward));
+                self.milestones.push(Milestone::Interrupted(at));
+                self.report(Report::Interrupted { forward, at });
+                self.push(Action::Forward(forward));
+                self.resume_stopped(forward, Action::Forward);
                 self.stage = Stage::Stopped;
             }
             _ => {
-                // Formatted only for a rewrite: this is every signal's path.
                 if forward != signal {
-                    log(
-                        actions,
-                        Level::Debug,
-                        format!("{signal} rewritten to {forward}"),
-                    );
+                    self.report(Report::Rewritten {
+                        from: signal,
+                        to: forward,
+                    });
                 }
-                actions.push_back(Action::Forward(forward));
+                self.push(Action::Forward(forward));
             }
         }
     }
 
-    fn on_sigterm(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
+    /// A signal of `--drain-on` (SIGTERM by default): the platform asks the app to stop.
+    fn on_stop_request(&mut self, signal: Signal, now: Instant) {
         match self.stage {
-            Stage::Running => self.start_drain(now, actions),
-            Stage::Draining(_) => {
-                self.milestones
-                    .push(format!("second SIGTERM at {}", self.since(now)));
-                self.stop("second SIGTERM: drain cut short", now, actions);
-            }
+            Stage::Running => self.start_drain(signal, now),
+            // Kubernetes retries the stop from the start when the kubelet or
+            // the runtime restarts mid-termination: a repeat must not cut
+            // short the drain it is there for.
+            Stage::Draining(_) => self.report(Report::RepeatedDuringDrain {
+                signal,
+                at: self.since(now),
+            }),
             Stage::Stopped => {
                 let stop = self.plan.stop_signal;
                 self.milestones
-                    .push(format!("{stop} again at {}", self.since(now)));
-                log(
-                    actions,
-                    Level::Info,
-                    format!("SIGTERM again: sending {stop} to the app again"),
-                );
-                actions.push_back(Action::Forward(stop));
+                    .push(Milestone::StoppedAgain(stop, self.since(now)));
+                self.report(Report::StoppingAgain { signal });
+                self.push(Action::Forward(stop));
+                self.resume_stopped(stop, Action::Forward);
             }
+            // The platform's deadline now bounds the cleanup, or the reaping, too.
             Stage::CleaningUp { app, kill_at } if self.t0.is_none() => {
-                // The platform's deadline now bounds the cleanup too.
                 self.t0 = Some(now);
-                self.milestones.push("SIGTERM at +0s".to_string());
+                self.milestones.push(Milestone::StopRequested(signal));
                 let kill_at = kill_at.min(now + self.plan.kill_after());
                 self.stage = Stage::CleaningUp { app, kill_at };
             }
-            Stage::CleaningUp { .. } | Stage::Killed | Stage::Reaping { .. } | Stage::Exited => {}
+            Stage::Reaping { app, give_up_at } if self.t0.is_none() => {
+                self.t0 = Some(now);
+                self.milestones.push(Milestone::StopRequested(signal));
+                let give_up_at = give_up_at.min(now + self.plan.give_up_after());
+                self.stage = Stage::Reaping { app, give_up_at };
+            }
+            Stage::CleaningUp { .. }
+            | Stage::Killed { .. }
+            | Stage::Reaping { .. }
+            | Stage::Exited => {}
         }
     }
 
-    fn start_drain(&mut self, now: Instant, actions: &mut VecDeque<Action>) {
+    /// SIGCONT after a signal meant to stop the app, as systemd sends it: a
+    /// process stopped by SIGSTOP (a debugger, job control) would otherwise
+    /// not handle it until SIGKILL. (SIGKILL itself ends a stopped process.)
+    fn resume_stopped(&mut self, sent: Signal, to: fn(Signal) -> Action) {
+        if sent != Signal::CONT && sent != Signal::KILL {
+            self.push(to(Signal::CONT));
+        }
+    }
+
+    fn start_drain(&mut self, signal: Signal, now: Instant) {
         self.t0 = Some(now);
-        self.milestones.push("SIGTERM at +0s".to_string());
+        self.milestones.push(Milestone::StopRequested(signal));
+        self.report(Report::DrainStarted { signal });
         let plan = &self.plan;
-        let kill = format!(
-            "SIGKILL at +{} (grace {} − margin {}) if anything is still running",
-            Human(plan.kill_after()),
-            Human(plan.grace),
-            Human(plan.kill_margin)
-        );
         if plan.drain.is_zero() {
-            log(actions, Level::Info, format!("SIGTERM: no drain; {kill}"));
-            self.stop("stopping", now, actions);
-        } else if let Some(adaptive) = plan.adaptive {
-            let message = format!(
-                "SIGTERM: draining while the app keeps serving, until its TCP listeners have had \
-                 no traffic for {} (at least {}, at most {}); then {} to the app, {kill}",
-                Human(adaptive.quiet),
-                Human(adaptive.min),
-                Human(plan.drain),
-                plan.stop_signal,
-            );
-            log(actions, Level::Info, message);
+            self.stop(StopReason::NoDrain, now);
+        } else if plan.adaptive.is_some() {
             // A first sample now: the baseline the next ones compare with.
             self.stage = Stage::Draining(Some(Sampling {
                 last_active: now,
@@ -434,27 +608,15 @@ impl Timeline {
                 samples: 0,
                 active: 0,
             }));
-            actions.push_back(Action::Sample);
+            self.push(Action::Sample);
         } else {
-            let message = format!(
-                "SIGTERM: draining for {} while the app keeps serving; {} to the app at +{}, {kill}",
-                Human(plan.drain),
-                plan.stop_signal,
-                Human(plan.drain),
-            );
-            log(actions, Level::Info, message);
             self.stage = Stage::Draining(None);
         }
     }
 
     /// A traffic sample came back: end the drain if it has been quiet long
     /// enough, else schedule the next sample.
-    fn on_activity(
-        &mut self,
-        sample: Result<Seen, String>,
-        now: Instant,
-        actions: &mut VecDeque<Action>,
-    ) {
+    fn on_activity(&mut self, sample: Result<Seen, Unmeasurable>, now: Instant) {
         let (Stage::Draining(Some(mut sampling)), Some(t0), Some(adaptive)) =
             (self.stage, self.t0, self.plan.adaptive)
         else {
@@ -463,14 +625,7 @@ impl Timeline {
         let seen = match sample {
             Ok(seen) => seen,
             Err(why) => {
-                log(
-                    actions,
-                    Level::Warn,
-                    format!(
-                        "cannot measure the app's traffic ({why}): keeping the fixed drain of {}",
-                        Human(self.plan.drain)
-                    ),
-                );
+                self.report(Report::TrafficUnmeasurable { why });
                 self.stage = Stage::Draining(None);
                 return;
             }
@@ -486,17 +641,13 @@ impl Timeline {
         }
         let quiet_end = (t0 + adaptive.min).max(sampling.last_active + adaptive.quiet);
         if now >= quiet_end {
-            let why = format!(
-                "drain over after {}: no new connection and no byte received for {} \
-                 ({} of {} samples saw traffic, the last at {}; {})",
-                self.since(now),
-                Human(adaptive.quiet),
-                sampling.active,
-                sampling.samples,
-                self.since(sampling.last_active),
-                self.tally
-            );
-            return self.stop(&why, now, actions);
+            let why = StopReason::TrafficStopped {
+                active: sampling.active,
+                samples: sampling.samples,
+                last_active: self.since(sampling.last_active),
+                by_port: self.tally.clone(),
+            };
+            return self.stop(why, now);
         }
         sampling.next = (now + SAMPLE_INTERVAL.max(seen.cost * SAMPLE_TIME_SHARE))
             .min(quiet_end)
@@ -504,51 +655,50 @@ impl Timeline {
         self.stage = Stage::Draining(Some(sampling));
     }
 
+    fn on_not_permitted(&mut self, signal: Signal, now: Instant) {
+        if self.not_permitted != Some(signal) {
+            self.milestones
+                .push(Milestone::NotPermitted(signal, self.since(now)));
+        }
+        self.not_permitted = Some(signal);
+    }
+
     /// Sends the stop signal: the drain is over.
-    fn stop(&mut self, why: &str, now: Instant, actions: &mut VecDeque<Action>) {
+    fn stop(&mut self, why: StopReason, now: Instant) {
         let stop = self.plan.stop_signal;
         let at = self.since(now);
-        self.milestones.push(format!("{stop} to app at {at}"));
-        log(
-            actions,
-            Level::Info,
-            format!("{why}: sending {stop} to the app at {at}"),
-        );
-        actions.push_back(Action::Forward(stop));
+        self.milestones.push(Milestone::Stopped(stop, at));
+        self.report(Report::Stopping { why, at });
+        self.push(Action::Forward(stop));
+        self.resume_stopped(stop, Action::Forward);
         self.stage = Stage::Stopped;
     }
 
-    fn on_reaped(
-        &mut self,
-        app: Option<ChildStatus>,
-        children_left: bool,
-        now: Instant,
-        actions: &mut VecDeque<Action>,
-    ) {
+    fn on_reaped(&mut self, app: Option<ChildStatus>, children_left: bool, now: Instant) {
         match (self.stage, app) {
             (Stage::Exited, _) => {}
             (Stage::CleaningUp { app, .. } | Stage::Reaping { app, .. }, _) if !children_left => {
                 self.milestones
-                    .push(format!("leftovers gone at {}", self.since(now)));
-                self.finish(app, now, actions)
+                    .push(Milestone::LeftoversGone(self.since(now)));
+                self.finish(app, now)
             }
             // Processes re-parented to drainit after its SIGKILL (their
             // parent just died of it) get one too.
-            (Stage::Reaping { .. }, _) => actions.push_back(Action::SignalAll(Signal::KILL)),
+            (Stage::Reaping { .. }, _) => self.push(Action::SignalAll(Signal::KILL)),
             (_, None) => {}
             (_, Some(app)) => {
                 self.milestones
-                    .push(format!("{app} at {}", self.since(now)));
-                if !children_left {
-                    self.finish(app, now, actions);
-                } else if self.stage == Stage::Killed {
+                    .push(Milestone::AppEnded(app, self.since(now)));
+                if !children_left || !self.plan.clean_up_leftovers {
+                    self.finish(app, now);
+                } else if matches!(self.stage, Stage::Killed { .. }) {
                     self.stage = Stage::Reaping {
                         app,
-                        give_up_at: now + REAP_AFTER_KILL,
+                        give_up_at: self.reap_until(now),
                     };
-                    actions.push_back(Action::SignalAll(Signal::KILL));
+                    self.push(Action::SignalAll(Signal::KILL));
                 } else {
-                    self.clean_up(app, now, actions);
+                    self.clean_up(app, now);
                 }
             }
         }
@@ -556,70 +706,64 @@ impl Timeline {
 
     /// The app exited but left processes: stop signal to them, SIGKILL after
     /// the cleanup time, or at the termination's SIGKILL deadline if sooner.
-    fn clean_up(&mut self, app: ChildStatus, now: Instant, actions: &mut VecDeque<Action>) {
+    fn clean_up(&mut self, app: ChildStatus, now: Instant) {
         let mut kill_at = now + self.plan.cleanup;
         if let Some(deadline) = self.kill_at() {
             kill_at = kill_at.min(deadline);
         }
         let stop = self.plan.stop_signal;
         let at = self.since(now);
-        self.milestones.push(format!("{stop} to leftovers at {at}"));
-        log(
-            actions,
-            Level::Info,
-            format!(
-                "{app} at {at} but left processes running: sending {stop} to {}, SIGKILL in {} \
-                 if they are still running",
-                self.plan.everyone(),
-                Human(kill_at.saturating_duration_since(now))
-            ),
-        );
-        actions.push_back(Action::SignalAll(stop));
+        self.milestones.push(Milestone::LeftoversStopped(stop, at));
+        self.report(Report::LeftoversStopping {
+            app,
+            at,
+            kill_in: kill_at.saturating_duration_since(now),
+        });
+        self.push(Action::SignalAll(stop));
+        self.resume_stopped(stop, Action::SignalAll);
         self.stage = Stage::CleaningUp { app, kill_at };
     }
 
-    /// Exits with the app's status: the summary line, then the exit.
-    fn finish(&mut self, app: ChildStatus, now: Instant, actions: &mut VecDeque<Action>) {
+    /// Exits with the app's status: the summary, then the exit.
+    fn finish(&mut self, app: ChildStatus, now: Instant) {
+        let milestones = std::mem::take(&mut self.milestones);
         let summary = match self.t0 {
-            None if self.milestones.len() <= 1 => format!(
-                "{app} after {}s; no SIGTERM received",
-                Seconds(now - self.started)
-            ),
-            None => format!("{}; no SIGTERM received", self.milestones.join(", ")),
+            None if matches!(milestones.as_slice(), [] | [Milestone::AppEnded(..)]) => {
+                Summary::AppEnded {
+                    app,
+                    after: now.saturating_duration_since(self.started),
+                }
+            }
+            None => Summary::Unrequested(milestones),
             Some(t0) => {
-                let deadline = t0 + self.plan.grace;
-                let margin = match deadline.checked_duration_since(now) {
-                    Some(left) => format!("{}s before the deadline", Seconds(left)),
-                    None => format!("{}s after the deadline", Seconds(now - deadline)),
+                let platform_kill = t0 + self.plan.grace;
+                let deadline = match platform_kill.checked_duration_since(now) {
+                    Some(left) => Deadline::Before(left),
+                    None => Deadline::After(now - platform_kill),
                 };
-                self.milestones.push(margin);
-                self.milestones.join(", ")
+                Summary::Requested {
+                    milestones,
+                    deadline,
+                }
             }
         };
-        let code = app.exit_code();
-        let (code, success) = if code != 0 && self.plan.success_exits.contains(&code) {
-            (0, format!(" ({} counts as success)", app.exit_code()))
-        } else {
-            (code, String::new())
-        };
-        log(
-            actions,
-            Level::Info,
-            format!("exit {code}{success}: {summary}"),
-        );
-        actions.push_back(Action::Exit(code));
+        let own = app.exit_code();
+        let counted_as_success =
+            (own != 0 && self.plan.success_exits.contains(&own)).then_some(own);
+        let code = if counted_as_success.is_some() { 0 } else { own };
+        self.report(Report::Exit {
+            code,
+            counted_as_success,
+            summary,
+        });
+        self.push(Action::Exit(code));
         self.stage = Stage::Exited;
     }
 
-    /// `+5.00s`: the time since t0 (or since the start, before any SIGTERM).
-    fn since(&self, now: Instant) -> String {
-        let origin = self.t0.unwrap_or(self.started);
-        format!("+{}s", Seconds(now.saturating_duration_since(origin)))
+    /// The time since t0 (or since the start, before any stop request).
+    fn since(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.t0.unwrap_or(self.started))
     }
-}
-
-fn log(actions: &mut VecDeque<Action>, level: Level, message: String) {
-    actions.push_back(Action::Log(level, message));
 }
 
 #[cfg(test)]
@@ -638,10 +782,11 @@ mod tests {
             grace: secs(30.0),
             kill_margin: secs(2.0),
             stop_signal: Signal::TERM,
+            drain_on: vec![Signal::TERM],
             cleanup: secs(2.0),
             rewrites: Vec::new(),
             success_exits: Vec::new(),
-            kill_everyone: true,
+            clean_up_leftovers: true,
         }
     }
 
@@ -649,6 +794,8 @@ mod tests {
     struct Clock {
         start: Instant,
         timeline: Timeline,
+        /// Whom the last signals reach, for the words of the reports.
+        reach: crate::render::Reach,
     }
 
     impl Clock {
@@ -657,6 +804,7 @@ mod tests {
             Clock {
                 start,
                 timeline: Timeline::new(plan, start),
+                reach: crate::render::Reach::Everyone,
             }
         }
 
@@ -664,26 +812,41 @@ mod tests {
             self.start + secs(s)
         }
 
-        /// The actions of `event` at `s`, without log lines.
+        /// Every action of `event` at `s`, reports included.
+        fn all(&mut self, event: Event, s: f64) -> Vec<Action> {
+            self.timeline.handle(event, self.at(s));
+            std::iter::from_fn(|| self.timeline.poll_action()).collect()
+        }
+
+        /// The actions of `event` at `s`, without reports.
         fn handle(&mut self, event: Event, s: f64) -> Vec<Action> {
-            let now = self.at(s);
-            self.timeline
-                .handle(event, now)
-                .into_iter()
-                .filter(|a| !matches!(a, Action::Log(..)))
+            let all = self.all(event, s);
+            all.into_iter()
+                .filter(|a| !matches!(a, Action::Report(..)))
                 .collect()
         }
 
-        /// The log lines of `event` at `s`.
-        fn logs(&mut self, event: Event, s: f64) -> Vec<String> {
-            let now = self.at(s);
-            self.timeline
-                .handle(event, now)
-                .into_iter()
+        /// The reports of `event` at `s`.
+        fn reports(&mut self, event: Event, s: f64) -> Vec<Report> {
+            let all = self.all(event, s);
+            all.into_iter()
                 .filter_map(|a| match a {
-                    Action::Log(_, line) => Some(line),
+                    Action::Report(report) => Some(report),
                     _ => None,
                 })
+                .collect()
+        }
+
+        /// The reports of `event` at `s`, in the words of the log (as PID 1).
+        fn logs(&mut self, event: Event, s: f64) -> Vec<String> {
+            let reports = self.reports(event, s);
+            let context = crate::render::Context {
+                plan: self.timeline.plan(),
+                reach: self.reach,
+            };
+            reports
+                .iter()
+                .map(|report| crate::render::render(report, context))
                 .collect()
         }
 
@@ -696,6 +859,7 @@ mod tests {
     use Event::Timeout;
 
     const KILL_ALL: Action = SignalAll(Signal::KILL);
+    const CONT: Action = Forward(Signal::CONT);
 
     /// The app exited and nothing else is left.
     #[allow(non_snake_case)]
@@ -733,11 +897,16 @@ mod tests {
             ..plan()
         });
         clock.handle(signal(Signal::TERM), 10.0);
-        assert_eq!(clock.handle(Timeout, 15.0), vec![Forward(Signal::QUIT)]);
+        // SIGCONT after it, so that a stopped app gets to handle it.
+        assert_eq!(
+            clock.handle(Timeout, 15.0),
+            vec![Forward(Signal::QUIT), CONT]
+        );
         assert_eq!(clock.deadline(), Some(clock.at(38.0)));
         assert_eq!(clock.handle(Timeout, 37.9), vec![]);
         assert_eq!(clock.handle(Timeout, 38.0), vec![KILL_ALL]);
-        assert_eq!(clock.deadline(), None);
+        // Half the margin to reap it, so that drainit is gone before the platform's deadline.
+        assert_eq!(clock.deadline(), Some(clock.at(39.0)));
         assert_eq!(
             clock.handle(ChildExited(ChildStatus::Killed(Signal::KILL)), 38.01),
             vec![Exit(137)]
@@ -752,7 +921,7 @@ mod tests {
         });
         assert_eq!(
             clock.handle(signal(Signal::TERM), 1.0),
-            vec![Forward(Signal::TERM)]
+            vec![Forward(Signal::TERM), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(29.0)));
     }
@@ -762,8 +931,8 @@ mod tests {
         let mut clock = Clock::new(plan());
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(
-            clock.handle(Timeout, 40.0),
-            vec![Forward(Signal::TERM), KILL_ALL]
+            clock.handle(Timeout, 28.5),
+            vec![Forward(Signal::TERM), CONT, KILL_ALL]
         );
     }
 
@@ -773,23 +942,63 @@ mod tests {
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(
             clock.handle(signal(Signal::HUP), 5.0),
-            vec![Forward(Signal::TERM), Forward(Signal::HUP)]
+            vec![Forward(Signal::TERM), CONT, Forward(Signal::HUP)]
         );
         assert_eq!(clock.handle(signal(Signal::USR1), 28.0), vec![KILL_ALL]);
     }
 
     #[test]
-    fn second_sigterm_ends_the_drain_at_once() {
+    fn a_repeated_sigterm_does_not_cut_the_drain_short() {
         let mut clock = Clock::new(plan());
         clock.handle(signal(Signal::TERM), 0.0);
+        // Kubernetes retries the stop when the kubelet restarts mid-termination.
+        assert_eq!(clock.handle(signal(Signal::TERM), 1.0), vec![]);
+        assert_eq!(clock.deadline(), Some(clock.at(5.0)));
+        assert_eq!(
+            clock.handle(Timeout, 5.0),
+            vec![Forward(Signal::TERM), CONT]
+        );
+        // The kill deadline still counts from the first SIGTERM.
+        assert_eq!(clock.deadline(), Some(clock.at(28.0)));
+    }
+
+    #[test]
+    fn every_drain_on_signal_starts_the_drain_and_others_are_forwarded() {
+        let mut clock = Clock::new(Plan {
+            drain_on: vec![Signal::TERM, Signal::QUIT],
+            stop_signal: Signal::QUIT,
+            ..plan()
+        });
+        assert_eq!(clock.handle(signal(Signal::QUIT), 1.0), vec![]);
+        assert_eq!(clock.deadline(), Some(clock.at(6.0)));
+        assert_eq!(clock.handle(signal(Signal::TERM), 2.0), vec![]);
+        assert_eq!(
+            clock.handle(Timeout, 6.0),
+            vec![Forward(Signal::QUIT), CONT]
+        );
+        // Without TERM in the list, TERM is forwarded like any other signal.
+        let mut clock = Clock::new(Plan {
+            drain_on: vec![Signal::QUIT],
+            ..plan()
+        });
         assert_eq!(
             clock.handle(signal(Signal::TERM), 1.0),
             vec![Forward(Signal::TERM)]
         );
-        // The kill deadline still counts from the first SIGTERM.
-        assert_eq!(clock.deadline(), Some(clock.at(28.0)));
-        // The stop signal is not sent again when the drain would have ended.
-        assert_eq!(clock.handle(Timeout, 5.0), vec![]);
+        assert_eq!(clock.deadline(), None);
+    }
+
+    #[test]
+    fn the_drain_start_names_the_signal_that_started_it() {
+        let mut clock = Clock::new(Plan {
+            drain_on: vec![Signal::QUIT],
+            ..plan()
+        });
+        let lines = clock.logs(signal(Signal::QUIT), 0.0);
+        assert!(
+            lines[0].starts_with("SIGQUIT: draining for 5s"),
+            "{lines:?}"
+        );
     }
 
     #[test]
@@ -802,7 +1011,7 @@ mod tests {
         clock.handle(Timeout, 5.0);
         assert_eq!(
             clock.handle(signal(Signal::TERM), 6.0),
-            vec![Forward(Signal::QUIT)]
+            vec![Forward(Signal::QUIT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
     }
@@ -823,7 +1032,7 @@ mod tests {
         clock.handle(signal(Signal::TERM), 0.0);
         assert_eq!(
             clock.handle(signal(Signal::INT), 1.0),
-            vec![Forward(Signal::INT)]
+            vec![Forward(Signal::INT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
         assert_eq!(clock.handle(Timeout, 5.0), vec![]);
@@ -930,10 +1139,9 @@ mod tests {
 
     #[test]
     fn the_exit_summary_after_a_kill() {
-        let mut clock = Clock::new(Plan {
-            kill_everyone: false,
-            ..plan()
-        });
+        let mut clock = Clock::new(plan());
+        // Not PID 1: the runtime's last signals reach the group and drainit's children.
+        clock.reach = crate::render::Reach::GroupAndChildren;
         clock.handle(signal(Signal::TERM), 0.0);
         clock.handle(Timeout, 5.0);
         clock.handle(Timeout, 28.0);
@@ -942,7 +1150,8 @@ mod tests {
             lines,
             vec![
                 "exit 137: SIGTERM at +0s, SIGTERM to app at +5.00s, SIGKILL to the app's group \
-                 at +28.00s, app killed by SIGKILL at +28.01s, 1.99s before the deadline"
+                 and drainit's children at +28.00s, app killed by SIGKILL at +28.01s, 1.99s \
+                 before the deadline"
             ]
         );
     }
@@ -965,7 +1174,7 @@ mod tests {
         let mut clock = Clock::new(plan());
         assert_eq!(
             clock.handle(exited_leaving_others(ChildStatus::Exited(5)), 1.0),
-            vec![SignalAll(Signal::TERM)]
+            vec![SignalAll(Signal::TERM), SignalAll(Signal::CONT)]
         );
         assert_eq!(clock.deadline(), Some(clock.at(3.0)));
         // An orphan reaped while others remain changes nothing.
@@ -1080,7 +1289,7 @@ mod tests {
         // A rewritten SIGINT still ends the drain.
         assert_eq!(
             clock.handle(signal(Signal::INT), 3.0),
-            vec![Forward(Signal::QUIT)]
+            vec![Forward(Signal::QUIT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(30.0)));
     }
@@ -1124,7 +1333,7 @@ mod tests {
     /// does, and returns the instant the stop signal went out.
     fn sample_until_stopped(
         clock: &mut Clock,
-        active: impl Fn(f64) -> Result<Seen, String>,
+        active: impl Fn(f64) -> Result<bool, String>,
         until: f64,
     ) -> Option<f64> {
         let mut pending = clock.handle(signal(Signal::TERM), 0.0);
@@ -1135,7 +1344,8 @@ mod tests {
             for action in std::mem::take(&mut pending) {
                 match action {
                     Action::Sample => {
-                        let event = Event::Activity(active(now));
+                        let seen = active(now).map(|active| Seen::on_port(80, active));
+                        let event = Event::Activity(seen.map_err(Unmeasurable));
                         pending.extend(clock.handle(event, now));
                     }
                     Forward(s) if s == Signal::TERM => return Some(now),
@@ -1157,7 +1367,7 @@ mod tests {
     #[test]
     fn adaptive_drain_ends_after_min_when_there_is_no_traffic() {
         let mut clock = Clock::new(adaptive(1.0, 0.5));
-        let stop = sample_until_stopped(&mut clock, |_| Ok(Seen::on_port(80, false)), 30.0);
+        let stop = sample_until_stopped(&mut clock, |_| Ok(false), 30.0);
         assert_eq!(stop, Some(1.0));
     }
 
@@ -1166,15 +1376,14 @@ mod tests {
         let mut clock = Clock::new(adaptive(1.0, 1.0));
         // Traffic until +3s: the first quiet sample is at +3.1s, the stop 1s
         // after the last active one.
-        let stop = sample_until_stopped(&mut clock, |now| Ok(Seen::on_port(80, now <= 3.0)), 30.0)
-            .unwrap();
+        let stop = sample_until_stopped(&mut clock, |now| Ok(now <= 3.0), 30.0).unwrap();
         assert!((4.0..4.11).contains(&stop), "stopped at {stop}");
     }
 
     #[test]
     fn adaptive_drain_lasts_the_maximum_if_the_traffic_never_stops() {
         let mut clock = Clock::new(adaptive(1.0, 1.0));
-        let stop = sample_until_stopped(&mut clock, |_| Ok(Seen::on_port(80, true)), 30.0);
+        let stop = sample_until_stopped(&mut clock, |_| Ok(true), 30.0);
         assert_eq!(stop, Some(20.0));
     }
 
@@ -1182,38 +1391,73 @@ mod tests {
     fn adaptive_drain_falls_back_to_the_fixed_drain_when_traffic_cannot_be_read() {
         let mut clock = Clock::new(adaptive(1.0, 1.0));
         clock.handle(signal(Signal::TERM), 0.0);
-        let lines = clock.logs(Event::Activity(Err("no netlink".into())), 0.0);
+        let unmeasurable = Unmeasurable("no netlink".into());
+        let lines = clock.logs(Event::Activity(Err(unmeasurable)), 0.0);
         assert!(
             lines[0].contains("cannot measure the app's traffic (no netlink)"),
             "{lines:?}"
         );
         assert_eq!(clock.deadline(), Some(clock.at(20.0)));
-        assert_eq!(clock.handle(Timeout, 20.0), vec![Forward(Signal::TERM)]);
+        assert_eq!(
+            clock.handle(Timeout, 20.0),
+            vec![Forward(Signal::TERM), CONT]
+        );
     }
 
     #[test]
     fn expensive_samples_are_spaced_out_but_the_quiet_end_is_kept() {
         let mut clock = Clock::new(adaptive(1.0, 3.0));
         clock.handle(signal(Signal::TERM), 0.0);
-        let costly = |active| Seen {
-            cost: Duration::from_millis(20),
-            ..Seen::on_port(80, active)
+        let costly = |active| {
+            Event::Activity(Ok(Seen {
+                cost: Duration::from_millis(20),
+                ..Seen::on_port(80, active)
+            }))
         };
-        clock.handle(Event::Activity(Ok(costly(false))), 0.0);
+        clock.handle(costly(false), 0.0);
         // 20 ms of sampling, then 980 ms without: 2% of the time.
         assert_eq!(clock.deadline(), Some(clock.at(1.0)));
-        clock.handle(Timeout, 1.0);
-        clock.handle(Event::Activity(Ok(costly(true))), 1.0);
-        clock.handle(Timeout, 2.0);
-        clock.handle(Event::Activity(Ok(costly(false))), 2.0);
-        clock.handle(Timeout, 3.0);
-        clock.handle(Event::Activity(Ok(costly(false))), 3.0);
+        for (at, active) in [(1.0, true), (2.0, false), (3.0, false)] {
+            clock.handle(Timeout, at);
+            clock.handle(costly(active), at);
+        }
         // Quiet since +1 s: the sample that can end the drain comes at +4 s.
         assert_eq!(clock.deadline(), Some(clock.at(4.0)));
         clock.handle(Timeout, 4.0);
-        assert_eq!(
-            clock.handle(Event::Activity(Ok(costly(false))), 4.0),
-            vec![Forward(Signal::TERM)]
+        let lines = clock.logs(costly(false), 4.0);
+        assert!(
+            lines[0].starts_with(
+                "drain over after +4.00s: no new connection and no byte received for 3s \
+                 (1 of 4 samples saw traffic, the last at +1.00s; port 80 in 1): sending SIGTERM"
+            ),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn the_decision_line_counts_samples_port_by_port() {
+        let seen = |ports: Vec<(u16, bool)>, unplaced| {
+            Event::Activity(Ok(Seen {
+                ports,
+                unplaced,
+                cost: Duration::ZERO,
+            }))
+        };
+        let mut clock = Clock::new(adaptive(0.0, 1.0));
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(seen(vec![], 0), 0.0);
+        clock.handle(Timeout, 0.1);
+        clock.handle(seen(vec![(8080, true), (9090, false)], 0), 0.1);
+        clock.handle(Timeout, 0.2);
+        clock.handle(seen(vec![(8080, false), (9090, false)], 3), 0.2);
+        clock.handle(Timeout, 1.2);
+        let lines = clock.logs(seen(vec![(8080, false), (9090, false)], 0), 1.2);
+        assert!(
+            lines[0].contains(
+                "(2 of 3 samples saw traffic, the last at +0.20s; port 8080 in 1, port 9090 in 0, \
+                 connections too brief to tell their port in 1)"
+            ),
+            "{lines:?}"
         );
     }
 
@@ -1227,15 +1471,70 @@ mod tests {
             vec![]
         );
         assert_eq!(clock.deadline(), Some(clock.at(0.1)));
-        // A second SIGTERM ends it, and sampling with it.
+        // A SIGINT ends it, and sampling with it.
         assert_eq!(
-            clock.handle(signal(Signal::TERM), 0.05),
-            vec![Forward(Signal::TERM)]
+            clock.handle(signal(Signal::INT), 0.05),
+            vec![Forward(Signal::INT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
         assert_eq!(
             clock.handle(Event::Activity(Ok(Seen::on_port(80, true))), 0.1),
             vec![]
+        );
+    }
+
+    #[test]
+    fn a_sigkill_that_cannot_land_gives_up_at_half_the_margin() {
+        let mut clock = Clock::new(plan());
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(Timeout, 5.0);
+        assert_eq!(clock.handle(Timeout, 28.0), vec![KILL_ALL]);
+        assert_eq!(
+            clock.handle(Event::NotPermitted(Signal::KILL), 28.0),
+            vec![]
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(29.0)));
+        assert_eq!(clock.handle(Timeout, 28.99), vec![]);
+        let lines = clock.logs(Timeout, 29.0);
+        assert!(
+            lines[0].contains("not reaped 1s after SIGKILL (SIGKILL was not permitted)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("exit 137: ")
+                && lines[1].contains("SIGKILL not permitted at +28.00s"),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with("1.00s before the deadline"), "{lines:?}");
+        assert_eq!(clock.deadline(), None);
+    }
+
+    #[test]
+    fn reaping_after_the_kill_never_runs_past_half_the_margin() {
+        let mut clock = Clock::new(plan());
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(Timeout, 5.0);
+        clock.handle(Timeout, 28.0);
+        assert_eq!(
+            clock.handle(
+                exited_leaving_others(ChildStatus::Killed(Signal::KILL)),
+                28.5
+            ),
+            vec![KILL_ALL]
+        );
+        assert_eq!(clock.deadline(), Some(clock.at(29.0)));
+        assert_eq!(clock.handle(Timeout, 29.0), vec![Exit(137)]);
+    }
+
+    #[test]
+    fn without_cleanup_of_leftovers_the_app_exit_ends_drainit_at_once() {
+        let mut clock = Clock::new(Plan {
+            clean_up_leftovers: false,
+            ..plan()
+        });
+        assert_eq!(
+            clock.handle(exited_leaving_others(ChildStatus::Exited(4)), 1.0),
+            vec![Exit(4)]
         );
     }
 

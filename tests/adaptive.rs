@@ -214,7 +214,7 @@ fn without_traffic_the_drain_lasts_its_minimum() {
     .command(&["sh", "-c", &app]);
     wait_for_line(&log, "app ready");
     let t0 = run.signal(libc::SIGTERM);
-    let (code, exited) = run.wait_exit_at(30.0);
+    let (code, exited) = run.wait_exit(30.0);
     assert_eq!(code, 0, "{}", run.stderr());
     let at = secs(exited - t0);
     assert!(
@@ -369,39 +369,22 @@ fn watched_ports_nothing_listens_on_get_the_fixed_drain() {
 fn without_proc_the_fixed_drain_is_kept() {
     let scratch = Scratch::new();
     let log = scratch.path("server.log");
-    let stderr_path = scratch.path("stderr");
     let app = format!(
         "ip link set lo up && exec {PYTHON} {SERVER} {} {PORT}",
         log.display()
     );
-    // unshare's child umounts /proc, then becomes drainit (PID 1).
-    let mut unshare = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--net", "sh", "-c"])
-        .arg("umount /proc && umount -l /proc && test ! -e /proc/net/snmp && exec \"$@\"")
-        .arg("sh")
-        .arg(drainit_binary())
-        .args(SHORT_ADAPTIVE)
-        .args(["--", "sh", "-c", &app])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    // Under unshare's --mount-proc, both the new /proc and the one beneath go.
+    let no_proc =
+        "umount /proc && umount -l /proc && test ! -e /proc/net/snmp && exec \"$0\" \"$@\"";
+    let mut run = Launch::new(&SHORT_ADAPTIVE)
+        .own_network()
+        .wrapper(&["sh", "-c", no_proc])
+        .command(&["sh", "-c", &app]);
     wait_for_line(&log, "app ready");
-    let drainit = children(unshare.id() as i32)[0];
-    assert!(
-        std::fs::read_link(format!("/proc/{drainit}/exe"))
-            .unwrap()
-            .ends_with("drainit"),
-        "unshare's child is not drainit"
-    );
-    let t0 = now_ns();
-    // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(drainit, libc::SIGTERM) }, 0);
-    let status = unshare.wait().unwrap();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert!(status.success(), "{status:?}\n{stderr}");
+    let t0 = run.signal(libc::SIGTERM);
+    let (code, _) = run.wait_exit(10.0);
+    let stderr = run.stderr();
+    assert_eq!(code, 0, "{stderr}");
     let term = std::fs::read_to_string(&log)
         .unwrap()
         .lines()

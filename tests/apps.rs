@@ -20,6 +20,7 @@ use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::*;
+use drainit::render;
 
 const HTTP_APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/http_app.py");
 
@@ -304,7 +305,7 @@ http {{
     sleep_until(t0, 0.8);
     let client = std::thread::spawn(move || download(port, "/big.bin"));
     let (length, body, started, ended) = client.join().unwrap();
-    let (code, exited) = run.wait_exit_at(15.0);
+    let (code, exited) = run.wait_exit(15.0);
     let stderr = run.stderr();
     let log = fs::read_to_string(&error_log).unwrap_or_default();
     println!(
@@ -334,7 +335,7 @@ http {{
     // The workers exited before the master, which exited by itself: drainit
     // found nothing left to clean up and killed nothing.
     assert!(
-        !stderr.contains("left processes") && !stderr.contains("SIGKILL to"),
+        !stderr.contains(render::LEFT_PROCESSES) && !stderr.contains(render::SENDING_SIGKILL),
         "{stderr}"
     );
     assert!(log.contains("gracefully shutting down"), "{log}");

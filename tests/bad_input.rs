@@ -217,3 +217,70 @@ fn adaptive_drain_options_refuse_bad_values() {
         "the adaptive drain (DRAINIT_DRAIN_QUIET=1s) needs a maximum",
     );
 }
+
+#[test]
+fn odd_values_are_refused_with_what_was_wrong() {
+    refused(
+        &["--stop-signal", "STOP"],
+        &[],
+        "--stop-signal=\"STOP\" is refused: SIGSTOP does not end a process",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_STOP_SIGNAL", "CHLD")],
+        "DRAINIT_STOP_SIGNAL=\"CHLD\" is refused: SIGCHLD does not end a process",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_DRAIN_ON", "TERM,KILL")],
+        "DRAINIT_DRAIN_ON=\"KILL\" is refused: drainit cannot drain on SIGKILL",
+    );
+    refused(
+        &["--drain-on", "TERM,QUIT", "--rewrite", "QUIT:HUP"],
+        &[],
+        "--rewrite=\"QUIT:HUP\" is refused: SIGQUIT starts the drain (from --drain-on)",
+    );
+    refused(
+        &["--drain", "5s5s5s"],
+        &[],
+        "--drain=\"5s5s5s\" is not a duration (expected e.g. 5s, 500ms, 1m30s)",
+    );
+    refused(
+        &[],
+        &[("DRAINIT_GRACE", "99999999999999999999999")],
+        "DRAINIT_GRACE=\"99999999999999999999999\" is too long (expected at most 8760h)",
+    );
+    refused(
+        &["--drain", "5s", "--drain-quiet", "5s"],
+        &[],
+        "the quiet time (--drain-quiet=5s) must be shorter than the drain (--drain=5s)",
+    );
+}
+
+/// A non-UTF-8 option is refused (it was once read as the command: exit
+/// 127); a non-UTF-8 program name is still the command.
+#[test]
+fn bytes_that_are_not_utf8_in_an_option_or_a_drainit_variable_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let option = OsStr::from_bytes(b"--dra\xffin");
+    let (code, stderr) = run_plain(&[option, OsStr::new("5s"), OsStr::new("true")], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("drainit: option \"--dra\\xFFin\" is not valid UTF-8"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_plain(&[OsStr::from_bytes(b"/nonexistent/\xff")], &[]);
+    assert_eq!(code, 127, "{stderr}");
+    let output = std::process::Command::new(drainit_binary())
+        .args(["--", "true"])
+        .env_clear()
+        .env(OsStr::from_bytes(b"DRAINIT_\xff"), "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is not valid UTF-8, and starts with DRAINIT_"),
+        "{stderr}"
+    );
+}

@@ -25,6 +25,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::*;
+use drainit::render;
 
 /// How late the app's stop signal may come, counted from the test's t0: the
 /// runtime's own delay in passing SIGTERM on, plus scheduling.
@@ -392,7 +393,7 @@ fn runc_the_drain_is_honoured_and_the_container_exits_with_the_apps_code() {
         stderr.contains("SIGTERM: draining for 1s") && stderr.contains("exit 3: SIGTERM at +0s"),
         "{stderr}"
     );
-    assert!(!stderr.contains("SIGKILL to"), "{stderr}");
+    assert!(!stderr.contains(render::SENDING_SIGKILL), "{stderr}");
     println!("runc, drain 1s, grace 10s: app and child stopped at +1s, container exited {code} at +{exit:.2}s");
     // `runc run` deletes the container it ran.
     assert!(

@@ -3,13 +3,11 @@
 //! no epoll, no timerfd, no pidfd), and passes the environment to the app
 //! exactly as it got it.
 //!
-//! drainit is started by `tests/hostile/support.rs` with 0, 1 and 2 only
+//! drainit is started by `tests/common`'s `Launch` with 0, 1 and 2 only
 //! (whatever the test process inherited is closed at exec), so every other
 //! descriptor would be drainit's own.
 
 mod common;
-#[path = "hostile/support.rs"]
-mod support;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -21,12 +19,11 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::*;
-use support::*;
 
 /// drainit's descriptors are exactly stdin and stdout on /dev/null and
 /// stderr on the test's file: nothing else, and no socket.
-fn assert_only_stdio(drainit: &Drainit, stderr: &Path, when: &str) {
-    let fds = fds(drainit.pid);
+fn assert_only_stdio(drainit: &Run, stderr: &Path, when: &str) {
+    let fds = fds(drainit.drainit_pid);
     let sockets: Vec<_> = fds
         .iter()
         .filter(|(_, t)| t.starts_with("socket:"))
@@ -49,11 +46,11 @@ fn only_stdio(pid1: bool) {
     let stderr = dir.path("stderr");
     let command = app(&out.0, &["--on-term", "5", "--linger"]);
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
-    let mut spec = Spec::new(&["--drain", "1s", "--cleanup", "1.5s"], &command);
+    let mut launch = Launch::new(&["--drain", "1s", "--cleanup", "1.5s"]).stderr_to(&stderr);
     if !pid1 {
-        spec = spec.not_pid1();
+        launch = launch.not_pid1();
     }
-    let mut drainit = spec.start(&stderr);
+    let mut drainit = launch.command(&command);
     ready(&out.0, 10.0);
     assert_only_stdio(&drainit, &stderr, "app running");
     let t0 = drainit.signal(libc::SIGTERM);
@@ -93,30 +90,29 @@ fn not_pid1_drainit_holds_only_stdio_and_no_socket() {
 
 /// Every system call that makes a file descriptor, traced with strace on
 /// drainit (not its children) from just after the spawn to its exit: a
-/// forward, a drain, a stop signal, a cleanup with SIGKILL, reaping. Skipped
-/// when strace is not installed.
+/// forward, a drain, a stop signal, a cleanup with SIGKILL, reaping. (stderr
+/// is a file here: with a pipe or a terminal, drainit opens one descriptor
+/// more at its first log line, see `tests/platforms.rs`.)
 #[test]
 fn drainit_makes_no_file_descriptor_while_it_runs() {
     const SYSCALLS: &str = "%network,open,openat,openat2,creat,pipe,pipe2,dup,dup2,dup3,\
         signalfd,signalfd4,eventfd,eventfd2,epoll_create,epoll_create1,timerfd_create,\
         inotify_init,inotify_init1,pidfd_open,pidfd_getfd,memfd_create,userfaultfd,\
         perf_event_open,io_uring_setup,fanotify_init,open_by_handle_at";
-    if Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: strace is not installed");
-        return;
-    }
+    require("strace", "strace");
     let out = Scratch::new();
     let dir = Scratch::new();
     let command = app(&out.0, &["--on-term", "5", "--escape", "--count", "HUP"]);
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
-    let mut drainit = Spec::new(&["-v", "--drain", "500ms", "--cleanup", "500ms"], &command)
-        .start(&dir.path("stderr"));
+    let mut drainit = Launch::new(&["-v", "--drain", "500ms", "--cleanup", "500ms"])
+        .stderr_to(&dir.path("stderr"))
+        .command(&command);
     ready(&out.0, 10.0);
     let trace = dir.path("trace");
     let strace = Command::new("strace")
         .args(["-qq", "-e", &format!("trace={SYSCALLS}"), "-o"])
         .arg(&trace)
-        .args(["-p", &drainit.pid.to_string()])
+        .args(["-p", &drainit.drainit_pid.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -124,7 +120,7 @@ fn drainit_makes_no_file_descriptor_while_it_runs() {
         .unwrap();
     // strace has attached once drainit's status shows a tracer.
     let attached = eventually(10.0, || {
-        status_field(drainit.pid, "TracerPid").is_some_and(|t| t != "0")
+        status_field(drainit.drainit_pid, "TracerPid").is_some_and(|t| t != "0")
     });
     assert!(attached, "strace did not attach");
     drainit.signal(libc::SIGHUP);
@@ -155,7 +151,7 @@ fn environment_unchanged(pid1: bool) {
         b"ZULU=last letter first".as_slice(),
         b"DRAINIT_DRAIN=300ms",
         b"DUP=first",
-        PATH.as_bytes(),
+        format!("PATH={PATH}").as_bytes(),
         b"KUBERNETES_SERVICE_HOST=10.0.0.1",
         b"NO_EQUALS_SIGN",
         b"=starts with equals",
@@ -172,14 +168,15 @@ fn environment_unchanged(pid1: bool) {
     .collect();
     let command = app(&out.0, &["--on-term", "0", "--dump"]);
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
-    let mut spec = Spec::new(&[], &command);
-    spec.env = env.clone();
+    let mut launch = Launch::new(&[])
+        .exact_env(env.clone())
+        .stderr_to(&dir.path("stderr"));
     if !pid1 {
-        spec = spec.not_pid1();
+        launch = launch.not_pid1();
     }
-    let mut drainit = spec.start(&dir.path("stderr"));
+    let mut drainit = launch.command(&command);
     ready(&out.0, 10.0);
-    let own = fs::read(format!("/proc/{}/environ", drainit.pid)).unwrap();
+    let own = fs::read(format!("/proc/{}/environ", drainit.drainit_pid)).unwrap();
     drainit.signal(libc::SIGTERM);
     assert_eq!(drainit.wait_exit(10.0).0, 0, "{}", drainit.stderr());
     // drainit read its variables: the drain is DRAINIT_DRAIN's, at debug level.

@@ -157,7 +157,10 @@ pub fn parse(mut data: &[u8], out: &mut Vec<TcpSocket>) -> Result<Dump, String> 
         match kind {
             NLMSG_DONE => return Ok(Dump::Done),
             NLMSG_ERROR => {
-                let errno = payload.get(..4).map_or(0, |b| -(u32_at(b, 0) as i32));
+                // The kernel sends -errno; `wrapping_neg`: a lying reply (i32::MIN) must not panic.
+                let errno = payload
+                    .get(..4)
+                    .map_or(0, |b| (u32_at(b, 0) as i32).wrapping_neg());
                 return Err(std::io::Error::from_raw_os_error(errno).to_string());
             }
             SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK if payload.len() >= INET_DIAG_MSG => {
