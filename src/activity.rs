@@ -356,7 +356,8 @@ fn list(ports: &[u16]) -> String {
 /// refuses the older request that allows it.
 fn sock_diag_sockets(out: &mut Vec<TcpSocket>) -> Result<(), String> {
     let netlink = Netlink::sock_diag().map_err(|e| e.to_string())?;
-    let mut buffer = vec![0u8; 32 * 1024];
+    // Datagrams of a dump are at most 32 KiB: room to spare.
+    let mut buffer = vec![0u8; 64 * 1024];
     let mut dump = |family, states, ports: &[u16], info, out: &mut Vec<TcpSocket>| {
         netlink
             .send(&request(family, states, ports, info))
