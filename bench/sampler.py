@@ -29,7 +29,7 @@ PORT = 8080
 PER_PROCESS = 18000  # descriptors a process may hold: below `ulimit -Hn` (20000 here)
 SERVER, CLIENTS = "10.201.0.1", ["10.201.1.%d" % i for i in range(1, 5)]
 TARGET_CPU_MS_AT_10K = 2.0
-# drainit's timeline: a sample every 100 ms, or 50 times its duration if longer.
+# drainit's timeline: a sample every 100 ms, or 50 times its CPU time if longer.
 INTERVAL_MS, SHARE = 100.0, 50
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = os.path.join(HERE, "sampler_load.py")
@@ -207,7 +207,7 @@ def table(rows):
             f"| {r['connections']:,} | {r['idle_cpu_ms']:.3f} / {r['idle_wall_ms']:.3f} ms "
             f"| {r['cpu_ms']:.2f} ms | {r['wall_ms']:.2f} ms | {r['ss_cpu_ms']:.2f} ms "
             f"| {r['ss_wall_ms']:.2f} ms | {r['cpu_ms'] / r['ss_cpu_ms']:.2f}× "
-            f"| {100 * r['cpu_ms'] / max(INTERVAL_MS, SHARE * r['wall_ms']):.1f}% |")
+            f"| {100 * r['cpu_ms'] / max(INTERVAL_MS, SHARE * r['cpu_ms']):.1f}% |")
     sized = [r for r in rows if r["connections"] > 0]
     floor = next((r["cpu_ms"] for r in rows if r["connections"] == 0), 0.0)
     fit = exponent([(r["connections"], r["cpu_ms"]) for r in sized])
@@ -235,7 +235,7 @@ def table(rows):
         f"of its table of connections, which every dump (and `ss`) pays: the table is shared by "
         f"every namespace of the machine and sized by its memory. The share of a core: CPU per "
         f"sample over the interval drainit leaves between samples (100 ms, or {SHARE}× the "
-        f"sample's wall time when longer, src/timeline.rs).",
+        f"sample's CPU time when longer, src/timeline.rs).",
     ]
     return "\n".join(lines) + "\n"
 

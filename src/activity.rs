@@ -24,14 +24,14 @@ mod diag;
 mod filter;
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use diag::{
     bytecode, parse, parse_proc_net_tcp, request, Dump, TcpSocket, CONNECTIONS, LISTENERS,
 };
 pub use filter::{parse_port, Cidr, Watch};
 
-use crate::sys::Netlink;
+use crate::sys::{self, Netlink};
 
 const TCP_LISTEN: u8 = 10;
 /// States of a connection that carries traffic and whose bytes are read.
@@ -160,7 +160,7 @@ pub struct Seen {
     /// Connections accepted and gone between the two samples, on a port and
     /// from a source the sampler cannot tell: they count as traffic.
     pub unplaced: u64,
-    /// How long the sample took (the kernel's work included).
+    /// The CPU time the sample took, the kernel's work for it included.
     pub cost: Duration,
 }
 
@@ -247,7 +247,7 @@ impl Sampler {
     /// look quiet for want of seeing: no `PassiveOpens` to count connections
     /// too brief for a snapshot, or nothing listening on the watched ports.
     pub fn sample(&mut self) -> Result<(Seen, &Snapshot), String> {
-        let started = Instant::now();
+        let started = sys::thread_cpu_time();
         let counters = read_counters();
         let seen = match self.last.take() {
             // No segment since the last sample: nothing can have come in.
@@ -273,7 +273,7 @@ impl Sampler {
             }
         };
         let seen = Seen {
-            cost: started.elapsed(),
+            cost: sys::thread_cpu_time().saturating_sub(started),
             ..seen
         };
         match &self.last {

@@ -615,8 +615,8 @@ pub fn writable_now(fd: libc::c_int) -> bool {
     ready == 1 && poll.revents & libc::POLLOUT != 0
 }
 
-/// The CPU time the calling thread has used, user and kernel (for
-/// bench/sampler_cost.rs, which measures what a traffic sample costs).
+/// The CPU time the calling thread has used, user and kernel: what a
+/// traffic sample costs, the kernel's sock_diag work included.
 pub fn thread_cpu_time() -> std::time::Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -29,10 +29,10 @@ pub const REAP_AFTER_KILL: Duration = Duration::from_secs(1);
 /// How often the adaptive drain looks at the traffic.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A sample that took longer than 2 ms (thousands of connections, each
-/// costing the kernel 1 to 2 µs) spaces the next one out, so that sampling
-/// takes at most 1/50 of drainit's time: 2% of a core. The sample at the end
-/// of the quiet time still comes on time.
+/// A sample that took more than 2 ms of CPU (the kernel's walk of its table
+/// of connections, then 1 to 2 µs per connection) spaces the next one out, so
+/// that sampling takes at most 1/50 of a core. The sample at the end of the
+/// quiet time still comes on time.
 pub const SAMPLE_TIME_SHARE: u32 = 50;
 
 /// The adaptive drain: end it once the traffic has stopped.

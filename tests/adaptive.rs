@@ -249,7 +249,8 @@ fn assert_stopped_a_quiet_time_after_the_serving_traffic(drained: &Drained) {
     println!("stop signal at +{stop:.2}s (serving traffic until +1s, quiet 1s, maximum 20s)");
     assert_eq!(failed[0], 0, "{stderr}");
     assert!(
-        (QUIET_AFTER_2S - 1.0..2.9).contains(stop),
+        // Up to +3.5 s on a loaded machine; the other traffic would hold it to +20 s.
+        (QUIET_AFTER_2S - 1.0..3.5).contains(stop),
         "stop signal at +{stop:.3}s, expected about +2s\n{stderr}"
     );
 }
@@ -262,6 +263,7 @@ fn traffic_on_ports_not_watched_does_not_hold_the_drain_open() {
     assert_stopped_a_quiet_time_after_the_serving_traffic(&drained);
     // The decision line says what was counted, and only the watched port.
     let line = decision(&drained.stderr);
+    println!("{line}");
     assert!(line.contains("port 8080 in "), "{line}");
     assert!(!line.contains("9090"), "{line}");
 }
@@ -301,6 +303,7 @@ fn without_the_options_that_traffic_holds_the_drain_to_its_maximum() {
         "stop signal at +{stop:.3}s, expected the maximum, +4s\n{stderr}"
     );
     let line = decision(stderr);
+    println!("{line}");
     assert!(line.contains("drain reached its maximum of 4s"), "{line}");
     assert!(line.contains("port 9090 in "), "{line}");
 }
