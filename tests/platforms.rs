@@ -396,3 +396,42 @@ time.sleep(1.0)
         &records(),
     );
 }
+
+/// With stderr a pipe, drainit's one descriptor beyond stdio is its own
+/// non-blocking description of that same pipe (so that the app's stays
+/// blocking), close-on-exec: the app does not get it.
+#[test]
+fn the_non_blocking_stderr_is_the_same_pipe_and_stays_drainits() {
+    let (read, write) = pipe();
+    let mut run = Launch::new(&["-v"]).stderr(write).recorder(&[]);
+    let app = children(run.drainit_pid)[0];
+    let theirs = fds(run.drainit_pid);
+    let pipe = theirs[2].1.clone();
+    assert!(pipe.starts_with("pipe:"), "{theirs:?}");
+    assert_eq!(
+        theirs,
+        vec![
+            (0, "/dev/null".to_string()),
+            (1, "/dev/null".to_string()),
+            (2, pipe.clone()),
+            (3, pipe.clone())
+        ]
+    );
+    let flags = fs::read_to_string(format!("/proc/{}/fdinfo/3", run.drainit_pid)).unwrap();
+    let flags = flags
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+        .unwrap();
+    assert_ne!(flags & libc::O_NONBLOCK as u32, 0, "fd 3 blocks");
+    assert_ne!(
+        flags & libc::O_CLOEXEC as u32,
+        0,
+        "fd 3 is not close-on-exec"
+    );
+    let in_app = fds(app).into_iter().filter(|(_, t)| *t == pipe).count();
+    assert_eq!(in_app, 1, "the app's descriptors: {:?}", fds(app));
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.wait_exit(10.0).0, 0);
+    assert!(read_available(&read).contains("drainit: started"));
+}
