@@ -2,7 +2,9 @@
 //! whose connections do not count (`--drain-ignore-from`).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
+#[cfg(test)]
+use std::net::Ipv6Addr;
 
 /// What the adaptive drain watches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,15 +28,24 @@ impl Watch {
 }
 
 /// An address block, IPv4 or IPv6: `10.0.0.7/32`, `fd00::/8`, or an address alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Cidr {
     /// The address, IPv4 as IPv4-mapped IPv6.
     address: [u8; 16],
     /// How many leading bits of `address` must match (of the IPv6 form).
     bits: u8,
-    /// Written as IPv4.
-    v4: bool,
+    /// As the user wrote it, to show it back: std's formatting of addresses
+    /// would cost 8 KB of binary for an error message.
+    text: String,
 }
+
+impl PartialEq for Cidr {
+    fn eq(&self, other: &Cidr) -> bool {
+        (self.address, self.bits) == (other.address, other.bits)
+    }
+}
+
+impl Eq for Cidr {}
 
 impl Cidr {
     /// `10.0.0.7/32`, `10.0.0.0/8`, `fd00::/8`, `::1`, `10.0.0.7` (a /32).
@@ -62,7 +73,7 @@ impl Cidr {
         Ok(Cidr {
             address: v6.octets(),
             bits: if v4 { 96 + bits } else { bits },
-            v4,
+            text: text.trim().to_string(),
         })
     }
 
@@ -82,11 +93,7 @@ impl Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v6 = Ipv6Addr::from(self.address);
-        match v6.to_ipv4_mapped() {
-            Some(v4) if self.v4 => write!(f, "{v4}/{}", self.bits - 96),
-            _ => write!(f, "{v6}/{}", self.bits),
-        }
+        f.write_str(&self.text)
     }
 }
 
