@@ -43,20 +43,37 @@ struct Drained {
     stderr: String,
 }
 
-/// Starts the server under drainit with `options`, listening on `ports`
-/// (comma list), the `loads` (each sending until its time after the
-/// SIGTERM), sends the SIGTERM, and returns what happened.
-fn drain_with(options: &[&str], ports: &str, loads: &[Load]) -> Drained {
+/// The test server under drainit (`launch`, given its network namespace),
+/// listening on `ports` (a comma list, or `udp`), once it is ready: the run,
+/// and the scratch directory that holds the server's log.
+fn start_server(launch: Launch, ports: &str) -> (Run, Scratch) {
     let scratch = Scratch::new();
     let log = scratch.path("server.log");
     let app = format!(
         "ip link set lo up && exec {PYTHON} {SERVER} {} {ports}",
         log.display()
     );
-    let mut run = Launch::new(options)
-        .own_network()
-        .command(&["sh", "-c", &app]);
+    let run = launch.own_network().command(&["sh", "-c", &app]);
     wait_for_line(&log, "app ready");
+    (run, scratch)
+}
+
+/// When the server got its SIGTERM, in seconds after `t0`.
+fn app_term_after(scratch: &Scratch, t0: u64) -> f64 {
+    let term = std::fs::read_to_string(scratch.path("server.log"))
+        .unwrap()
+        .lines()
+        .find(|l| l.ends_with("app TERM"))
+        .and_then(|l| l.split(' ').next()?.parse::<u64>().ok())
+        .expect("the app got no SIGTERM");
+    secs(term - t0)
+}
+
+/// Starts the server under drainit with `options`, listening on `ports`
+/// (comma list), the `loads` (each sending until its time after the
+/// SIGTERM), sends the SIGTERM, and returns what happened.
+fn drain_with(options: &[&str], ports: &str, loads: &[Load]) -> Drained {
+    let (mut run, scratch) = start_server(Launch::new(options), ports);
     // The SIGTERM goes out at `planned`; each client sends until its time after it.
     let planned = now_ns() + 500_000_000;
     let clients: Vec<_> = loads
@@ -99,14 +116,8 @@ fn drain_with(options: &[&str], ports: &str, loads: &[Load]) -> Drained {
         assert!(count("ok=") > 20, "the client barely ran: {report}");
         failed.push(count("failed="));
     }
-    let term = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .find(|l| l.ends_with("app TERM"))
-        .and_then(|l| l.split(' ').next()?.parse::<u64>().ok())
-        .expect("the app got no SIGTERM");
     Drained {
-        stop: secs(term - t0),
+        stop: app_term_after(&scratch, t0),
         failed,
         stderr: run.stderr(),
     }
@@ -172,15 +183,7 @@ fn bytes_on_keep_alive_connections_count_as_traffic() {
 
 #[test]
 fn traffic_that_never_stops_gets_the_whole_maximum() {
-    let options = [
-        "--drain",
-        "3s",
-        "--drain-min",
-        "500ms",
-        "--drain-quiet",
-        "500ms",
-    ];
-    let (stop, failed, stderr) = drain_under_load(&options, "new", 5.0);
+    let (stop, failed, stderr) = drain_under_load(&SHORT_ADAPTIVE, "new", 5.0);
     println!("stop signal at +{stop:.2}s (traffic until +5s, maximum 3s)");
     assert!(
         (3.0..3.75).contains(&stop),
@@ -196,23 +199,15 @@ fn traffic_that_never_stops_gets_the_whole_maximum() {
 
 #[test]
 fn without_traffic_the_drain_lasts_its_minimum() {
-    let scratch = Scratch::new();
-    let log = scratch.path("server.log");
-    let app = format!(
-        "ip link set lo up && exec {PYTHON} {SERVER} {} {PORT}",
-        log.display()
-    );
-    let mut run = Launch::new(&[
+    let options = [
         "--drain",
         "20s",
         "--drain-min",
         "1.5s",
         "--drain-quiet",
         "500ms",
-    ])
-    .own_network()
-    .command(&["sh", "-c", &app]);
-    wait_for_line(&log, "app ready");
+    ];
+    let (mut run, _scratch) = start_server(Launch::new(&options), PORT);
     let t0 = run.signal(libc::SIGTERM);
     let (code, exited) = run.wait_exit(30.0);
     assert_eq!(code, 0, "{}", run.stderr());
@@ -325,7 +320,8 @@ fn decision(stderr: &str) -> &str {
         .unwrap_or_else(|| panic!("no decision line in:\n{stderr}"))
 }
 
-/// Issue 12, item 7: a drain that can see nothing must not end early.
+/// A short adaptive drain: at most 3 s, ending 500 ms after the traffic.
+/// Issue 12, item 7: one that can see nothing must not end early (at +0.5 s).
 const SHORT_ADAPTIVE: [&str; 6] = [
     "--drain",
     "3s",
@@ -370,32 +366,17 @@ fn watched_ports_nothing_listens_on_get_the_fixed_drain() {
 /// connections that open and close between two samples would go unseen.
 #[test]
 fn without_proc_the_fixed_drain_is_kept() {
-    let scratch = Scratch::new();
-    let log = scratch.path("server.log");
-    let app = format!(
-        "ip link set lo up && exec {PYTHON} {SERVER} {} {PORT}",
-        log.display()
-    );
     // Under unshare's --mount-proc, both the new /proc and the one beneath go.
     let no_proc =
         "umount /proc && umount -l /proc && test ! -e /proc/net/snmp && exec \"$0\" \"$@\"";
-    let mut run = Launch::new(&SHORT_ADAPTIVE)
-        .own_network()
-        .wrapper(&["sh", "-c", no_proc])
-        .command(&["sh", "-c", &app]);
-    wait_for_line(&log, "app ready");
+    let launch = Launch::new(&SHORT_ADAPTIVE).wrapper(&["sh", "-c", no_proc]);
+    let (mut run, scratch) = start_server(launch, PORT);
     let t0 = run.signal(libc::SIGTERM);
     let (code, _) = run.wait_exit(10.0);
     let stderr = run.stderr();
     assert_eq!(code, 0, "{stderr}");
-    let term = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .find(|l| l.ends_with("app TERM"))
-        .and_then(|l| l.split(' ').next()?.parse::<u64>().ok())
-        .expect("the app got no SIGTERM");
     assert_fixed_drain(
-        secs(term - t0),
+        app_term_after(&scratch, t0),
         &stderr,
         "/proc/net/snmp has no PassiveOpens to read, so connections that open and close \
          between two samples would go unseen",
