@@ -1,7 +1,9 @@
 //! The adaptive drain (`--drain-quiet`): the drain ends once the app's TCP
 //! listeners have had no traffic for the quiet time, measured from the
-//! kernel. drainit runs as PID 1 with a network namespace of its own, so that
-//! no other traffic on this machine counts.
+//! kernel; `--drain-ports` and `--drain-ignore-from` leave other ports and
+//! sources out; a drain that cannot see (no listener, no /proc) keeps the
+//! fixed drain. drainit runs as PID 1 with a network namespace of its own, so
+//! that no other traffic on this machine counts.
 
 mod common;
 
