@@ -27,7 +27,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sampler  # noqa: E402  (bench/sampler.py)
+
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+# bench/sampler_cost.rs built: the adaptive drain's sampler at scale (bench/sampler.py).
+SAMPLER_COST = os.environ.get("BENCH_SAMPLER_COST")
 
 # How much to repeat (BENCH_QUICK=1: a fast smoke run, not for figures).
 STARTUP_ROUNDS, STARTUP_RUNS, STARTUP_WARMUP = (1, 100, 10) if QUICK else (10, 150, 20)
@@ -664,6 +669,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="drainit-bench-")
     started = time.monotonic()
     deadline_errs = None
+    sampler_rows = None
     failures = []
 
     def step(name, fn, *args):
@@ -683,6 +689,8 @@ def main():
         step("signal forwarding latency", measure_signals, inits, build, tmp, res)
         step(f"reaping {ORPHANS} orphans", measure_reaping, inits + [baseline], build, tmp, res)
         deadline_errs = step("deadline precision", measure_deadlines, inits[0], build, tmp, res)
+        if SAMPLER_COST:
+            sampler_rows = step("adaptive drain's sampler at scale", sampler.measure, SAMPLER_COST)
     finally:
         close_all()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -714,6 +722,13 @@ def main():
     for f in failures:
         notes.append(f"**Not measured**: {f}")
     table, rows = report(inits + [baseline], res, meta, notes)
+    if sampler_rows:
+        table += "\n" + sampler.table(sampler_rows)
+        rows += [{"init": "drainit", "metric": f"sampler_{k}", "value": r[k],
+                  "connections": r["connections"]}
+                 for r in sampler_rows for k in r if k != "connections"]
+    elif not SAMPLER_COST:
+        table += "\nThe sampler's rows need BENCH_SAMPLER_COST (bench/run.sh builds it).\n"
     print(table)
     with open(md_path, "w") as f:
         f.write(table)

@@ -6,6 +6,8 @@
 #   BENCH_QUICK=1 bench/run.sh       # smoke run: fewer repeats, figures not meaningful
 #                                    # (written to bench/.build/, not bench/results.*)
 #   BENCH_NICE=0 bench/run.sh        # do not raise the bench's priority (default: nice -20)
+#   BENCH_SAMPLER_COST=PATH          # bench/sampler_cost.rs built (set by the build; with
+#                                    # BENCH_DRAINIT, set it too or the sampler rows are skipped)
 #
 # Everything measured (hyperfine, the inits, their apps, the helpers) runs at
 # nice -20 by default, so that other work on the machine (builds, tests)
@@ -64,10 +66,13 @@ if [ -n "${BENCH_DRAINIT:-}" ]; then
 else
     command -v cargo >/dev/null || die "cargo is missing (or set BENCH_DRAINIT to a built drainit)"
     echo "bench/run.sh: building drainit (static release)" >&2
-    release=$("$repo/scripts/static-build.sh" --bin drainit) \
+    release=$("$repo/scripts/static-build.sh" --bin drainit --example sampler_cost) \
         || die "cargo build failed (set BENCH_DRAINIT to measure an existing binary)"
     drainit=$(cd "$repo" && realpath "$release/drainit")
+    export BENCH_SAMPLER_COST=$(cd "$repo" && realpath "$release/examples/sampler_cost")
 fi
+# The sampler's cost at scale needs network namespaces of the bench's own.
+command -v ip >/dev/null || die "ip is missing (apt-get install iproute2)"
 env -i "$drainit" --version >/dev/null 2>&1 || die "$drainit does not run"
 
 # The C helpers.

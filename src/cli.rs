@@ -103,6 +103,21 @@ pub const OPTIONS: &[Opt] = &[
         "DUR",
         "Adaptive drain: never end it before this [default: 0]",
     ),
+    list(
+        "drain-ports",
+        "DRAINIT_DRAIN_PORTS",
+        "PORT",
+        "Adaptive drain: only traffic to this listening TCP port counts (probes and metrics on \
+         other ports do not hold the drain open); repeatable, or a comma list \
+         [default: every listening port]",
+    ),
+    list(
+        "drain-ignore-from",
+        "DRAINIT_DRAIN_IGNORE_FROM",
+        "CIDR",
+        "Adaptive drain: connections from this address or block (e.g. the node's, where the \
+         kubelet's probes come from: $(HOST_IP)/32) do not count; repeatable, or a comma list",
+    ),
     value(
         "grace",
         "DRAINIT_GRACE",

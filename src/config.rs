@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+use crate::activity::{self, Cidr, Watch};
 use crate::cli::{self, Origin, Parsed, Raw};
 use crate::duration::{self, Human, Refused};
 use crate::render::PlanText;
@@ -82,6 +83,18 @@ impl Setting<Duration> {
     }
 }
 
+impl<T: fmt::Display> Setting<Vec<T>> {
+    /// `--drain-ports=8080,8443` if given, None for the default.
+    fn given(&self) -> Option<String> {
+        let name = match &self.source {
+            Source::Env(name) | Source::Flag(name) => name,
+            Source::Default | Source::Kubernetes => return None,
+        };
+        let values: Vec<String> = self.value.iter().map(T::to_string).collect();
+        Some(format!("{name}={}", values.join(",")))
+    }
+}
+
 /// When drainit makes itself a child subreaper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subreaper {
@@ -102,6 +115,10 @@ pub struct Config {
     pub drain_quiet: Setting<Option<Duration>>,
     /// Adaptive drain: its shortest length (`--drain-min`).
     pub drain_min: Setting<Duration>,
+    /// Adaptive drain: only traffic to these TCP ports counts (`--drain-ports`); empty: every listener.
+    pub drain_ports: Setting<Vec<u16>>,
+    /// Adaptive drain: connections from these sources do not count (`--drain-ignore-from`).
+    pub drain_ignore_from: Setting<Vec<Cidr>>,
     /// The platform's time from SIGTERM to its SIGKILL.
     pub grace: Setting<Duration>,
     /// drainit's SIGKILL comes this long before the platform's.
@@ -188,6 +205,8 @@ impl Config {
                 parse_duration(t).map(Some)
             })?,
             drain_min: setting(m, "drain-min", default(Duration::ZERO), parse_duration)?,
+            drain_ports: list_setting(m, "drain-ports", activity::parse_port)?,
+            drain_ignore_from: list_setting(m, "drain-ignore-from", Cidr::parse)?,
             grace: setting(m, "grace", default(DEFAULT_GRACE), parse_duration)?,
             kill_margin: setting(
                 m,
@@ -251,10 +270,15 @@ impl Config {
     fn check_adaptive(&self) -> Result<(), ConfigError> {
         let (drain, min) = (&self.drain, &self.drain_min);
         let Some(quiet) = self.drain_quiet.value else {
-            if min.source != Source::Default {
+            let given = [
+                (min.source != Source::Default).then(|| min.describe()),
+                self.drain_ports.given(),
+                self.drain_ignore_from.given(),
+            ];
+            if let Some(setting) = given.into_iter().flatten().next() {
                 return Err(ConfigError(format!(
-                    "{} only applies to the adaptive drain: set --drain-quiet / DRAINIT_DRAIN_QUIET too",
-                    min.describe()
+                    "{setting} only applies to the adaptive drain: set --drain-quiet / \
+                     DRAINIT_DRAIN_QUIET too"
                 )));
             }
             return Ok(());
@@ -292,6 +316,17 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// What the adaptive drain watches.
+    pub fn watch(&self) -> Watch {
+        let mut ports = self.drain_ports.value.clone();
+        ports.sort_unstable();
+        ports.dedup();
+        Watch {
+            ports,
+            ignore_from: self.drain_ignore_from.value.clone(),
+        }
     }
 
     /// The shutdown timeline this configuration asks for.
@@ -932,6 +967,61 @@ mod tests {
                 "app"
             ]),
             "the shortest drain (--drain-min=6s) is longer than the longest (--drain=5s)"
+        );
+    }
+
+    #[test]
+    fn the_adaptive_drain_watches_the_ports_and_sources_given() {
+        let config = parse_with(
+            &[
+                "--drain",
+                "20s",
+                "--drain-quiet",
+                "1s",
+                "--drain-ports",
+                "8443,8080",
+                "--drain-ports",
+                "8080",
+                "app",
+            ],
+            &[("DRAINIT_DRAIN_IGNORE_FROM", "10.0.3.7/32,fd00::/8")],
+        )
+        .unwrap();
+        let watch = config.watch();
+        assert_eq!(watch.ports, vec![8080, 8443]);
+        assert_eq!(
+            watch.ignore_from,
+            vec![
+                Cidr::parse("10.0.3.7/32").unwrap(),
+                Cidr::parse("fd00::/8").unwrap()
+            ]
+        );
+        assert_eq!(
+            error(&[
+                "--drain",
+                "2s",
+                "--drain-quiet",
+                "1s",
+                "--drain-ports",
+                "80,http",
+                "app"
+            ]),
+            "--drain-ports=\"http\" is not a TCP port (expected a number from 1 to 65535)"
+        );
+        match parse_with(
+            &["--drain", "2s", "--drain-quiet", "1s", "app"],
+            &[("DRAINIT_DRAIN_IGNORE_FROM", "node")],
+        ) {
+            Err(ConfigError(message)) => assert!(
+                message.starts_with("DRAINIT_DRAIN_IGNORE_FROM=\"node\" is not an IP address"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            error(&["--drain", "2s", "--drain-ports", "8080", "app"]),
+            "--drain-ports=8080 only applies to the adaptive drain: set --drain-quiet / \
+             DRAINIT_DRAIN_QUIET too"
         );
     }
 }

@@ -137,26 +137,31 @@ impl Display for Line<'_> {
         match self.report {
             Report::DrainStarted { signal } => write!(f, "{signal}: {}", PlanText(plan)),
             Report::Stopping { why, at } => {
-                match *why {
+                match why {
                     StopReason::NoDrain => write!(f, "stopping")?,
                     StopReason::DrainOver => write!(f, "drain over")?,
-                    StopReason::TrafficNeverStopped { active, samples } => write!(
+                    StopReason::TrafficNeverStopped {
+                        active,
+                        samples,
+                        by_port,
+                    } => write!(
                         f,
                         "drain reached its maximum of {}, traffic never stopped \
-                         ({active} of {samples} samples saw some)",
+                         ({active} of {samples} samples saw some; {by_port})",
                         Human(plan.drain)
                     )?,
                     StopReason::TrafficStopped {
                         active,
                         samples,
                         last_active,
+                        by_port,
                     } => write!(
                         f,
                         "drain over after {}: no new connection and no byte received for {} \
-                         ({active} of {samples} samples saw traffic, the last at {})",
+                         ({active} of {samples} samples saw traffic, the last at {}; {by_port})",
                         At(*at),
                         Human(plan.adaptive.map(|a| a.quiet).unwrap_or_default()),
-                        At(last_active)
+                        At(*last_active)
                     )?,
                 }
                 write!(f, ": sending {stop} to the app at {}", At(*at))

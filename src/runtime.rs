@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use log::{debug, error, log, warn};
 
-use crate::activity::{self, Snapshot};
+use crate::activity::{Sampler, Seen};
 use crate::config::{Config, Subreaper};
 use crate::exit_code;
 use crate::logger;
@@ -139,7 +139,8 @@ pub fn run(config: &Config, signals: &SignalSet, inherited: Inherited) -> i32 {
         (false, false) => Reach::GroupAndChildren,
         (false, true) => Reach::App,
     };
-    match serve(targets, reach, signals, &mut timeline) {
+    let sampler = Sampler::new(config.watch());
+    match serve(targets, reach, signals, &mut timeline, sampler) {
         Ok(code) => code,
         Err(error) => {
             // drainit cannot go on; it must not leave the app running behind it.
@@ -156,8 +157,8 @@ fn serve(
     reach: Reach,
     signals: &SignalSet,
     timeline: &mut Timeline,
+    mut sampler: Sampler,
 ) -> io::Result<i32> {
-    let mut traffic = Traffic::default();
     loop {
         let timeout = timeline
             .next_deadline()
@@ -182,7 +183,7 @@ fn serve(
                 Action::Forward(signal) => targets.forward(signal),
                 Action::SignalAll(signal) => targets.signal_all(signal),
                 Action::Sample => {
-                    let sample = traffic.sample().map_err(Unmeasurable);
+                    let sample = sample(&mut sampler).map_err(Unmeasurable);
                     timeline.handle(Event::Activity(sample), Instant::now());
                     Ok(())
                 }
@@ -211,29 +212,25 @@ fn serve(
     }
 }
 
-/// The app's traffic as last sampled, to tell whether anything came in since.
-#[derive(Default)]
-struct Traffic {
-    last: Option<Snapshot>,
-}
-
-impl Traffic {
-    /// Whether the traffic changed since the last sample (never for the first).
-    fn sample(&mut self) -> Result<bool, String> {
-        let snapshot = activity::measure()?;
-        let changed = self.last.as_ref().is_some_and(|last| *last != snapshot);
+/// A traffic sample for the timeline, described at debug level.
+fn sample(sampler: &mut Sampler) -> Result<Seen, String> {
+    let (seen, snapshot) = sampler.sample()?;
+    if log::log_enabled!(log::Level::Debug) {
+        let active: Vec<String> = seen
+            .ports
+            .iter()
+            .filter(|(_, active)| *active)
+            .map(|(port, _)| port.to_string())
+            .collect();
         debug!(
-            "traffic sample: {} connections to listening ports, {}",
+            "traffic sample: {} connections to watched ports; traffic on port(s) [{}], {} \
+             connection(s) too brief to tell their port",
             snapshot.connections(),
-            if changed {
-                "traffic since the last sample"
-            } else {
-                "quiet"
-            }
+            active.join(","),
+            seen.unplaced
         );
-        self.last = Some(snapshot);
-        Ok(changed)
     }
+    Ok(seen)
 }
 
 /// Reaps every child that has exited (SIGCHLDs coalesce, so one may stand

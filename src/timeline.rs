@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::activity::{Seen, Tally};
 use crate::observed::{ChildStatus, Unmeasurable};
 use crate::signal::{Rewrite, Signal};
 
@@ -27,6 +28,12 @@ pub const REAP_AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// How often the adaptive drain looks at the traffic.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A sample that took more than 2 ms of CPU (the kernel's walk of its table
+/// of connections, then 1 to 2 µs per connection) spaces the next one out, so
+/// that sampling takes at most 1/50 of a core. The sample at the end of the
+/// quiet time still comes on time.
+pub const SAMPLE_TIME_SHARE: u32 = 50;
 
 /// The adaptive drain: end it once the traffic has stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +115,7 @@ pub enum Event {
     },
     /// The traffic sample asked for by [`Action::Sample`]: whether anything
     /// came in since the previous one, or why traffic cannot be measured.
-    Activity(Result<bool, Unmeasurable>),
+    Activity(Result<Seen, Unmeasurable>),
     /// The kernel refused to let drainit send this signal (EPERM): the app
     /// runs as another user.
     NotPermitted(Signal),
@@ -229,7 +236,7 @@ pub enum Report {
 }
 
 /// Why the drain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
     /// No drain configured: at once.
     NoDrain,
@@ -241,6 +248,8 @@ pub enum StopReason {
         active: u32,
         /// Samples taken.
         samples: u32,
+        /// Samples that saw traffic, port by port.
+        by_port: Tally,
     },
     /// The adaptive drain saw no traffic for its quiet time.
     TrafficStopped {
@@ -250,6 +259,8 @@ pub enum StopReason {
         samples: u32,
         /// When traffic was last seen.
         last_active: Duration,
+        /// Samples that saw traffic, port by port.
+        by_port: Tally,
     },
 }
 
@@ -355,6 +366,8 @@ pub struct Timeline {
     stage: Stage,
     /// What happened, for the summary at exit.
     milestones: Vec<Milestone>,
+    /// The adaptive drain's samples with traffic, port by port.
+    tally: Tally,
     /// The last signal the kernel did not let drainit send, if any.
     not_permitted: Option<Signal>,
     /// What the runtime must do, in order: [`Timeline::poll_action`].
@@ -370,6 +383,7 @@ impl Timeline {
             t0: None,
             stage: Stage::Running,
             milestones: Vec::new(),
+            tally: Tally::default(),
             not_permitted: None,
             // Room for the most one event queues (stop signal, SIGCONT, reports):
             // forwarding a signal allocates nothing.
@@ -440,6 +454,7 @@ impl Timeline {
                         Some(s) => StopReason::TrafficNeverStopped {
                             active: s.active,
                             samples: s.samples,
+                            by_port: self.tally.clone(),
                         },
                         None => StopReason::DrainOver,
                     };
@@ -601,14 +616,14 @@ impl Timeline {
 
     /// A traffic sample came back: end the drain if it has been quiet long
     /// enough, else schedule the next sample.
-    fn on_activity(&mut self, sample: Result<bool, Unmeasurable>, now: Instant) {
+    fn on_activity(&mut self, sample: Result<Seen, Unmeasurable>, now: Instant) {
         let (Stage::Draining(Some(mut sampling)), Some(t0), Some(adaptive)) =
             (self.stage, self.t0, self.plan.adaptive)
         else {
             return;
         };
-        let active = match sample {
-            Ok(active) => active,
+        let seen = match sample {
+            Ok(seen) => seen,
             Err(why) => {
                 self.report(Report::TrafficUnmeasurable { why });
                 self.stage = Stage::Draining(None);
@@ -618,7 +633,8 @@ impl Timeline {
         // The baseline sample at t0 compares with nothing.
         if now > t0 {
             sampling.samples += 1;
-            if active {
+            self.tally.add(&seen);
+            if seen.any() {
                 sampling.active += 1;
                 sampling.last_active = now;
             }
@@ -629,10 +645,11 @@ impl Timeline {
                 active: sampling.active,
                 samples: sampling.samples,
                 last_active: self.since(sampling.last_active),
+                by_port: self.tally.clone(),
             };
             return self.stop(why, now);
         }
-        sampling.next = (now + SAMPLE_INTERVAL)
+        sampling.next = (now + SAMPLE_INTERVAL.max(seen.cost * SAMPLE_TIME_SHARE))
             .min(quiet_end)
             .min(t0 + self.plan.drain);
         self.stage = Stage::Draining(Some(sampling));
@@ -1327,7 +1344,8 @@ mod tests {
             for action in std::mem::take(&mut pending) {
                 match action {
                     Action::Sample => {
-                        let event = Event::Activity(active(now).map_err(Unmeasurable));
+                        let seen = active(now).map(|active| Seen::on_port(80, active));
+                        let event = Event::Activity(seen.map_err(Unmeasurable));
                         pending.extend(clock.handle(event, now));
                     }
                     Forward(s) if s == Signal::TERM => return Some(now),
@@ -1387,11 +1405,71 @@ mod tests {
     }
 
     #[test]
+    fn expensive_samples_are_spaced_out_but_the_quiet_end_is_kept() {
+        let mut clock = Clock::new(adaptive(1.0, 3.0));
+        clock.handle(signal(Signal::TERM), 0.0);
+        let costly = |active| {
+            Event::Activity(Ok(Seen {
+                cost: Duration::from_millis(20),
+                ..Seen::on_port(80, active)
+            }))
+        };
+        clock.handle(costly(false), 0.0);
+        // 20 ms of sampling, then 980 ms without: 2% of the time.
+        assert_eq!(clock.deadline(), Some(clock.at(1.0)));
+        for (at, active) in [(1.0, true), (2.0, false), (3.0, false)] {
+            clock.handle(Timeout, at);
+            clock.handle(costly(active), at);
+        }
+        // Quiet since +1 s: the sample that can end the drain comes at +4 s.
+        assert_eq!(clock.deadline(), Some(clock.at(4.0)));
+        clock.handle(Timeout, 4.0);
+        let lines = clock.logs(costly(false), 4.0);
+        assert!(
+            lines[0].starts_with(
+                "drain over after +4.00s: no new connection and no byte received for 3s \
+                 (1 of 4 samples saw traffic, the last at +1.00s; port 80 in 1): sending SIGTERM"
+            ),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn the_decision_line_counts_samples_port_by_port() {
+        let seen = |ports: Vec<(u16, bool)>, unplaced| {
+            Event::Activity(Ok(Seen {
+                ports,
+                unplaced,
+                cost: Duration::ZERO,
+            }))
+        };
+        let mut clock = Clock::new(adaptive(0.0, 1.0));
+        clock.handle(signal(Signal::TERM), 0.0);
+        clock.handle(seen(vec![], 0), 0.0);
+        clock.handle(Timeout, 0.1);
+        clock.handle(seen(vec![(8080, true), (9090, false)], 0), 0.1);
+        clock.handle(Timeout, 0.2);
+        clock.handle(seen(vec![(8080, false), (9090, false)], 3), 0.2);
+        clock.handle(Timeout, 1.2);
+        let lines = clock.logs(seen(vec![(8080, false), (9090, false)], 0), 1.2);
+        assert!(
+            lines[0].contains(
+                "(2 of 3 samples saw traffic, the last at +0.20s; port 8080 in 1, port 9090 in 0, \
+                 connections too brief to tell their port in 1)"
+            ),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn adaptive_drain_samples_only_while_draining() {
         let mut clock = Clock::new(adaptive(1.0, 1.0));
         assert_eq!(clock.deadline(), None);
         clock.handle(signal(Signal::TERM), 0.0);
-        assert_eq!(clock.handle(Event::Activity(Ok(false)), 0.0), vec![]);
+        assert_eq!(
+            clock.handle(Event::Activity(Ok(Seen::on_port(80, false))), 0.0),
+            vec![]
+        );
         assert_eq!(clock.deadline(), Some(clock.at(0.1)));
         // A SIGINT ends it, and sampling with it.
         assert_eq!(
@@ -1399,7 +1477,10 @@ mod tests {
             vec![Forward(Signal::INT), CONT]
         );
         assert_eq!(clock.deadline(), Some(clock.at(28.0)));
-        assert_eq!(clock.handle(Event::Activity(Ok(true)), 0.1), vec![]);
+        assert_eq!(
+            clock.handle(Event::Activity(Ok(Seen::on_port(80, true))), 0.1),
+            vec![]
+        );
     }
 
     #[test]
@@ -1471,7 +1552,7 @@ mod tests {
             ..plan()
         });
         clock.handle(signal(Signal::TERM), 0.0);
-        clock.handle(Event::Activity(Ok(false)), 0.0);
+        clock.handle(Event::Activity(Ok(Seen::on_port(80, false))), 0.0);
         clock.handle(exited_leaving_others(ChildStatus::Exited(0)), 1.0);
         assert!(clock.deadline().is_some());
     }

@@ -1,6 +1,6 @@
 """An HTTP/1.1 server (keep-alive) for the adaptive-drain tests.
 
-usage: server.py LOG PORT
+usage: server.py LOG PORT[,PORT...]   (or LOG udp: no TCP listener, a UDP socket)
 Brings loopback up is the caller's job. Appends `<CLOCK_MONOTONIC ns> app ready`
 when listening and `<ns> app TERM` when SIGTERM arrives, then stops
 accepting, finishes in-flight requests and exits 0.
@@ -8,12 +8,13 @@ accepting, finishes in-flight requests and exits 0.
 import http.server
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 
 log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-port = int(sys.argv[2])
+ports = sys.argv[2]
 
 
 def record(what):
@@ -34,16 +35,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-server.daemon_threads = True
+if ports == "udp":
+    # A UDP service: nothing for the TCP sampler to watch.
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 5353))
+    signal.signal(signal.SIGTERM, lambda n, f: (record("TERM"), os._exit(0)))
+    record("ready")
+    while True:
+        signal.pause()
+
+class Server(http.server.ThreadingHTTPServer):
+    # Not the default 5: a full backlog drops a SYN, whose retry a second
+    # later would be traffic long after the client stopped.
+    request_queue_size = 128
+
+
+servers = []
+for port in ports.split(","):
+    server = Server(("127.0.0.1", int(port)), Handler)
+    server.daemon_threads = True
+    servers.append(server)
 
 
 def on_term(number, frame):
     record("TERM")
-    threading.Thread(target=server.shutdown).start()
+    for server in servers:
+        threading.Thread(target=server.shutdown).start()
 
 
 signal.signal(signal.SIGTERM, on_term)
 record("ready")
-server.serve_forever()
+threads = [threading.Thread(target=s.serve_forever) for s in servers]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
 os._exit(0)

@@ -1,0 +1,27 @@
+//! The sock_diag reply parser takes any datagram (truncated messages,
+//! lengths that lie about what follows, attributes longer than their message)
+//! without panicking, and what it accepts is what the bytes say.
+#![no_main]
+
+use drainit::activity::{parse, parse_proc_net_tcp, Dump};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut sockets = Vec::new();
+    let result = parse(data, &mut sockets);
+    // At most one socket per 16-byte header plus its 72-byte message.
+    assert!(sockets.len() <= data.len() / 88);
+    if let Ok(Dump::Done) = result {
+        // Parsing stops at DONE: the same bytes parse the same way twice.
+        let mut again = Vec::new();
+        assert_eq!(parse(data, &mut again), Ok(Dump::Done));
+        assert_eq!(sockets, again);
+    }
+    // Every prefix, as a datagram cut short would be.
+    for cut in [data.len() / 2, data.len().saturating_sub(1)] {
+        let _ = parse(&data[..cut], &mut Vec::new());
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = parse_proc_net_tcp(text);
+    }
+});
