@@ -151,7 +151,9 @@ took=$(since "$t0" "$t1")
 within "$after" 0.49 1.5 && within "$took" 1.99 3.0
 check pid1_sigkill_at_deadline $(( $? + (code != 137) )) "SIGTERM to the app at +${after}s (drain 0.5s), gone at +${took}s (SIGKILL due at +2s); drainit exited $code (137)"
 
-# 4. PID 1: USR1 and HUP are forwarded at once, SIGINT too and it ends a drain.
+# 4. PID 1: USR1 and HUP are forwarded at once; a repeated SIGTERM changes
+# nothing. (Not SIGINT here: started in the background by this shell, the
+# app inherits SIGINT ignored, which drainit keeps, and sh cannot trap it.)
 log=/tmp/forward.log
 start_pid1 --drain 5s -- /app $log 0
 wait_for_file $log
@@ -161,18 +163,18 @@ kill -HUP "$drainit"
 sleep 1
 usr1=$(logged $log USR1)
 hup=$(logged $log HUP)
+t1=$(now)
 kill -TERM "$drainit"
 sleep 0.5
-t2=$(now)
-kill -TERM "$drainit" # a second SIGTERM ends the drain at once
+kill -TERM "$drainit" # a repeated SIGTERM changes nothing (the drain goes on)
 wait "$unshare"
 code=$?
 term=$(logged $log TERM)
 a=$(since "$t0" "${usr1:-99}")
 b=$(since "$t0" "${hup:-99}")
-c=$(since "$t2" "${term:-0}")
-within "$a" 0 0.8 && within "$b" 0 0.8 && within "$c" 0 0.8
-check pid1_forwarding $(( $? + (code != 0) )) "USR1 at +${a}s, HUP at +${b}s; after a second SIGTERM, the app's SIGTERM came +${c}s later, not at the 5s drain's end; exit $code (0)"
+c=$(since "$t1" "${term:-0}")
+within "$a" 0 0.8 && within "$b" 0 0.8 && within "$c" 4.99 6.0
+check pid1_forwarding $(( $? + (code != 0) )) "USR1 at +${a}s, HUP at +${b}s; SIGTERM, and again at +0.5s: the app got SIGTERM at +${c}s, the 5s drain's end; exit $code (0)"
 
 # 5. Not PID 1, on a real kernel: drainit becomes a child subreaper, the
 # orphans are re-parented to it, and reaped.
@@ -227,10 +229,11 @@ code=$?
 took=$(since "$t0" "$(now)")
 wait "$client" 2>/dev/null
 # Bytes until about +3s, quiet 1s: about +4s. Without the bytes it would
-# end at +1s (no new connection after the first); at the latest +20s.
-within "$took" 3.5 6.0
+# end at +1.5s at the latest (no new connection after the first; minimum
+# 0.5s, quiet 1s); at the latest +20s.
+within "$took" 2.5 6.0
 check adaptive_drain_sees_bytes $(( $? + (code != 143) )) "drain ended and drainit exited $code (143) at +${took}s: bytes until about +3s, quiet 1s"
-[ "$code" = 143 ] && within "$took" 3.5 6.0 || cat /tmp/adaptive.err
+[ "$code" = 143 ] && within "$took" 2.5 6.0 || cat /tmp/adaptive.err
 
 say done
 poweroff -f
