@@ -46,9 +46,8 @@ chmod 755 "$tmp/drainit"
 }
 
 # tests/common recognises drainit by /proc/PID/exe, which under qemu-user
-# is qemu's: TEST_DRAINIT_EXE names it. Until tests/common reads that
-# variable, the suite runs from a copy of the crate whose launcher does
-# (a one-line change, made with sed; if it no longer applies, this fails).
+# is qemu's: TEST_DRAINIT_EXE names it (tests/common/launch.rs reads it; a
+# checkout whose launcher does not runs from a patched copy).
 export TEST_DRAINIT_EXE=$qemu
 crate=.
 if ! grep -q TEST_DRAINIT_EXE tests/common/launch.rs; then

@@ -377,7 +377,11 @@ impl Run {
     /// If drainit has already exited (a command such as `true`), its pid does
     /// not matter any more.
     fn find(&mut self, pid1: bool) {
-        let drainit = fs::canonicalize(drainit_binary()).unwrap();
+        // The program drainit runs as: itself, or what `TEST_DRAINIT_EXE` names
+        // (`qemu-aarch64-static`, when the arm64 build runs under qemu-user).
+        let drainit = std::env::var_os("TEST_DRAINIT_EXE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| fs::canonicalize(drainit_binary()).unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let candidate = if pid1 {
