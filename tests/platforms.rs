@@ -212,7 +212,10 @@ time.sleep(1.5)
 with open(log, "a") as f:
     fg = os.tcgetpgrp(0) == os.getpgrp()
     f.write(f"0 shell foreground={'shell' if fg else os.tcgetpgrp(0)}\n")
-os.killpg(pid, signal.SIGKILL)
+# Stop it as a user would (the app runs in a group of its own): drainit
+# forwards the SIGTERM and exits with the app.
+os.kill(pid, signal.SIGTERM)
+os.waitpid(pid, 0)
 "#;
     let scratch = Scratch::new();
     let log = scratch.path("events.log");
