@@ -49,7 +49,8 @@ impl Targets {
     /// re-parented to drainit the subreaper, in its group or not). With
     /// `--no-group` and not PID 1, the main process only.
     fn signal_all(self, signal: Signal) -> Sent {
-        if self.app_only && !self.pid1 {
+        let reach = self.reach();
+        if reach == Reach::App {
             return self.forward(signal);
         }
         let group = sys::signal_group(self.app, signal);
@@ -58,12 +59,21 @@ impl Targets {
             signal,
             format_args!("the app's group ({})", self.app),
         );
-        let (everyone, whom) = if self.pid1 {
+        let (everyone, whom) = if reach == Reach::Everyone {
             (sys::signal_every_process(signal), "every process")
         } else {
             (sys::signal_children(signal), "drainit's children")
         };
         group.and(report(everyone, signal, format_args!("{whom}")))
+    }
+
+    /// Whom [`Targets::signal_all`] reaches, for the words of the reports.
+    fn reach(self) -> Reach {
+        match (self.pid1, self.app_only) {
+            (true, _) => Reach::Everyone,
+            (false, false) => Reach::GroupAndChildren,
+            (false, true) => Reach::App,
+        }
     }
 }
 
@@ -134,13 +144,8 @@ pub fn run(config: &Config, signals: &SignalSet, inherited: Inherited) -> i32 {
         pid1,
     };
     let mut timeline = Timeline::new(config.plan(pid1), Instant::now());
-    let reach = match (pid1, targets.app_only) {
-        (true, _) => Reach::Everyone,
-        (false, false) => Reach::GroupAndChildren,
-        (false, true) => Reach::App,
-    };
     let sampler = Sampler::new(config.watch());
-    match serve(targets, reach, signals, &mut timeline, sampler) {
+    match serve(targets, signals, &mut timeline, sampler) {
         Ok(code) => code,
         Err(error) => {
             // drainit cannot go on; it must not leave the app running behind it.
@@ -154,7 +159,6 @@ pub fn run(config: &Config, signals: &SignalSet, inherited: Inherited) -> i32 {
 /// The event loop, until the timeline says to exit.
 fn serve(
     targets: Targets,
-    reach: Reach,
     signals: &SignalSet,
     timeline: &mut Timeline,
     mut sampler: Sampler,
@@ -190,7 +194,7 @@ fn serve(
                 Action::Report(report) => {
                     let context = render::Context {
                         plan: timeline.plan(),
-                        reach,
+                        reach: targets.reach(),
                     };
                     // Formatted only if the level is on.
                     log!(
