@@ -42,16 +42,6 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// `at_s` is in `from_s..from_s + late_s`; drainit's stderr (`context`), whose
-/// last line gives its own view of the timeline, goes with a failure.
-fn assert_within(what: &str, at_s: f64, from_s: f64, late_s: f64, context: &str) {
-    assert!(
-        (from_s..from_s + late_s).contains(&at_s),
-        "{what} at +{at_s:.3}s, expected +{from_s:.3}s (no earlier, at most {late_s}s later); \
-         drainit's stderr:\n{context}"
-    );
-}
-
 // ---------------------------------------------------------------- storms
 
 /// ≥100,000 HUP, USR1, USR2, WINCH and CHLD from four sender threads; SIGTERM

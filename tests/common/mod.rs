@@ -71,6 +71,16 @@ pub fn require(program: &str, package: &str) -> PathBuf {
         })
 }
 
+/// `at_s` is in `from_s..from_s + late_s`; drainit's stderr (`context`), whose
+/// last line gives its own view of the timeline, goes with a failure.
+pub fn assert_within(what: &str, at_s: f64, from_s: f64, late_s: f64, context: &str) {
+    assert!(
+        (from_s..from_s + late_s).contains(&at_s),
+        "{what} at +{at_s:.3}s, expected +{from_s:.3}s (no earlier, at most {late_s}s later); \
+         drainit's stderr:\n{context}"
+    );
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
