@@ -1,4 +1,5 @@
-//! What one sample of the adaptive drain costs: `sampler_cost SAMPLES [PORT,...]`.
+//! What one sample of the adaptive drain costs: `sampler_cost SAMPLES [PORT,... [CIDR,...]]`
+//! (the `--drain-ports` and `--drain-ignore-from` of the sampler).
 //!
 //! Runs drainit's own sampler (`drainit::activity::Sampler`, the code the
 //! drain runs) SAMPLES times, 100 ms apart as during a drain, in the network
@@ -9,12 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use drainit::activity::{parse_port, Sampler, Watch};
+use drainit::activity::{parse_port, Cidr, Sampler, Watch};
 use drainit::sys::thread_cpu_time as thread_cpu;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: sampler_cost SAMPLES [PORT,...]";
+    let usage = "usage: sampler_cost SAMPLES [PORT,... [CIDR,...]]";
     let samples: usize = args
         .get(1)
         .and_then(|n| n.parse().ok())
@@ -24,10 +25,12 @@ fn main() {
             .map(|p| parse_port(p).unwrap_or_else(|e| panic!("{p:?} {e}")))
             .collect()
     });
-    let mut sampler = Sampler::new(Watch {
-        ports,
-        ignore_from: Vec::new(),
+    let ignore_from = args.get(3).map_or(Vec::new(), |list| {
+        list.split(',')
+            .map(|c| Cidr::parse(c).unwrap_or_else(|e| panic!("{c:?} {e}")))
+            .collect()
     });
+    let mut sampler = Sampler::new(Watch { ports, ignore_from });
     let (mut cpu, mut wall, mut connections) = (Vec::new(), Vec::new(), 0);
     for i in 0..=samples {
         let (cpu0, wall0) = (thread_cpu(), Instant::now());

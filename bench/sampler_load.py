@@ -9,9 +9,13 @@
         and holds them until stdin closes.
     sampler_load.py tick DST PORT
         one connection that sends a byte every 10 ms until stdin closes: TCP
-        then receives segments between every two samples, so that each sample
-        asks the kernel for every socket (without traffic, a sample only reads
-        /proc/net/snmp).
+        then receives segments between every two samples (without traffic, a
+        sample only reads /proc/net/snmp), on a connection that was busy in
+        the sample before (which the sampler then looks up alone).
+    sampler_load.py churn DST PORT
+        a new connection every 10 ms, which sends a byte and closes, until
+        stdin closes: no connection stays busy from one sample to the next,
+        so that each sample walks the kernel's table of connections.
 """
 import os
 import select
@@ -71,6 +75,14 @@ def tick(dst, port):
         s.send(b"x")
 
 
+def churn(dst, port):
+    print("ready", flush=True)
+    while not select.select([0], [], [], 0.01)[0]:
+        s = socket.create_connection((dst, port))
+        s.send(b"x")
+        s.close()
+
+
 if __name__ == "__main__":
     role, args = sys.argv[1], sys.argv[2:]
     if role == "serve":
@@ -79,5 +91,7 @@ if __name__ == "__main__":
         connect(args[0], int(args[1]), args[2], int(args[3]))
     elif role == "tick":
         tick(args[0], int(args[1]))
+    elif role == "churn":
+        churn(args[0], int(args[1]))
     else:
         sys.exit(f"unknown role {role}")

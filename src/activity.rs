@@ -27,7 +27,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use diag::{
-    bytecode, parse, parse_proc_net_tcp, request, Dump, TcpSocket, CONNECTIONS, LISTENERS,
+    bytecode, lookup, parse, parse_proc_net_tcp, request, Dump, SocketId, TcpSocket, CONNECTIONS,
+    LISTENERS,
 };
 pub use filter::{parse_port, Cidr, Watch};
 
@@ -36,6 +37,9 @@ use crate::sys::{self, Netlink};
 const TCP_LISTEN: u8 = 10;
 /// States of a connection that carries traffic and whose bytes are read.
 const LIVE_STATES: [u8; 7] = [1, 3, 4, 5, 8, 9, 11];
+/// Connections per port that a sample looks up first, alone, before it asks
+/// for the whole table: those that received bytes in the sample before.
+const BUSY_PER_PORT: usize = 2;
 
 /// A server-side connection of a watched port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +66,14 @@ pub struct Snapshot {
     /// them (it is read first, and a connection accepted while the kernel
     /// dumps the sockets can be in both): the next snapshot's count has them.
     ahead: u64,
+    /// The port of the one TCP listener, if every connection it accepts
+    /// counts (no other listener, watched, no source ignored): then
+    /// `PassiveOpens` alone tells that it had new connections.
+    sole_port: Option<u16>,
+    /// Keys of live watched connections that received bytes since the
+    /// snapshot before, at most [`BUSY_PER_PORT`] per port: the next sample
+    /// looks them up first.
+    busy: Vec<u128>,
 }
 
 impl Snapshot {
@@ -95,9 +107,33 @@ impl Snapshot {
         }
         snapshot.watched.sort_unstable_by_key(|c| c.key);
         snapshot.others.sort_unstable();
+        snapshot.sole_port = match listeners[..] {
+            [port] if watch.watches(port) && watch.ignore_from.is_empty() => Some(port),
+            _ => None,
+        };
         listeners.retain(|&port| watch.watches(port));
         snapshot.listening = listeners;
         snapshot
+    }
+
+    /// Records the bytes connections of this snapshot have now (`None`:
+    /// gone, or no longer live), as [`Sampler`] looked them up one by one,
+    /// and returns the keys of those that received more since this snapshot
+    /// (or since the bytes last recorded): the next [`Snapshot::since`]
+    /// compares with these bytes, so the same bytes do not count twice.
+    fn record_bytes(&mut self, looked_up: &[(u128, Option<u64>)]) -> Vec<u128> {
+        let mut more = Vec::new();
+        for &(key, now) in looked_up {
+            let Ok(at) = self.watched.binary_search_by_key(&key, |c| c.key) else {
+                continue;
+            };
+            let known = &mut self.watched[at].received;
+            if now.is_some() && now != *known {
+                *known = now;
+                more.push(key);
+            }
+        }
+        more
     }
 
     /// Connections to watched listening ports.
@@ -113,6 +149,7 @@ impl Snapshot {
             watch.ports.iter().map(|&p| (p, false)).collect()
         };
         let mut new = 0u64;
+        let mut busy: Vec<(u16, u128)> = Vec::new();
         let mut earlier = before.watched.iter().peekable();
         for connection in &self.watched {
             while earlier.next_if(|c| c.key < connection.key).is_some() {}
@@ -124,12 +161,14 @@ impl Snapshot {
                 Some(old) => old.received != connection.received && connection.received.is_some(),
             };
             if changed {
-                match ports.iter_mut().find(|(p, _)| *p == connection.port) {
-                    Some((_, active)) => *active = true,
-                    None => ports.push((connection.port, true)),
+                mark_active(&mut ports, connection.port);
+                let on_port = busy.iter().filter(|(p, _)| *p == connection.port).count();
+                if connection.received.is_some_and(|bytes| bytes > 0) && on_port < BUSY_PER_PORT {
+                    busy.push((connection.port, connection.key));
                 }
             }
         }
+        self.busy = busy.into_iter().map(|(_, key)| key).collect();
         let mut earlier = before.others.iter().peekable();
         for key in &self.others {
             while earlier.next_if(|k| *k < key).is_some() {}
@@ -148,6 +187,14 @@ impl Snapshot {
             unplaced: opened.saturating_sub(new + before.ahead),
             cost: Duration::ZERO,
         }
+    }
+}
+
+/// Marks `port` as having had traffic (adding it if a listener came since).
+fn mark_active(ports: &mut Vec<(u16, bool)>, port: u16) {
+    match ports.iter_mut().find(|(p, _)| *p == port) {
+        Some((_, active)) => *active = true,
+        None => ports.push((port, true)),
     }
 }
 
@@ -229,8 +276,21 @@ impl fmt::Display for Tally {
 pub struct Sampler {
     watch: Watch,
     last: Option<Snapshot>,
+    /// The counters at the sample before: with no segment since, nothing came in.
+    counters: Counters,
+    /// The connections that received bytes in the sample before.
+    busy: Vec<Busy>,
     /// Reused between samples: the sockets of the latest dumps.
     sockets: Vec<TcpSocket>,
+}
+
+/// A connection that received bytes in the sample before, and how to ask
+/// the kernel for it alone.
+#[derive(Debug, Clone, Copy)]
+struct Busy {
+    key: u128,
+    port: u16,
+    id: SocketId,
 }
 
 impl Sampler {
@@ -246,12 +306,24 @@ impl Sampler {
     /// the traffic cannot be measured. The first sample refuses what would
     /// look quiet for want of seeing: no `PassiveOpens` to count connections
     /// too brief for a snapshot, or nothing listening on the watched ports.
+    ///
+    /// From the cheapest look to the dearest: no TCP segment since the
+    /// sample before, nothing came in; else, if the app's one listener
+    /// accepted a connection (`PassiveOpens`) and every connection counts,
+    /// or if a connection that received bytes then received more since
+    /// (looked up alone, a few µs each), traffic goes on; else the kernel's
+    /// whole table of connections, compared with the last one taken.
     pub fn sample(&mut self) -> Result<(Seen, &Snapshot), String> {
         let started = sys::thread_cpu_time();
         let counters = read_counters();
+        let previous = std::mem::replace(&mut self.counters, counters);
+        let segments_came = counters.in_segs.is_none() || counters.in_segs != previous.in_segs;
+        let accepted = match (previous.passive_opens, counters.passive_opens) {
+            (Some(before), Some(now)) => now > before,
+            _ => false,
+        };
         let seen = match self.last.take() {
-            // No segment since the last sample: nothing can have come in.
-            Some(last) if counters.in_segs.is_some() && counters == last.counters => {
+            Some(last) if !segments_came => {
                 let ports = self.watched_ports(&last).map(|p| (p, false)).collect();
                 self.last = Some(last);
                 Seen {
@@ -259,18 +331,46 @@ impl Sampler {
                     ..Seen::default()
                 }
             }
-            last => {
-                let mut snapshot = self.measure(counters)?;
-                let seen = match &last {
-                    Some(last) => snapshot.since(last, &self.watch),
-                    None => {
-                        self.refuse_blindness(&snapshot)?;
-                        Seen::default()
-                    }
-                };
-                self.last = Some(snapshot);
-                seen
+            // Every connection accepted counts, and one was: traffic. As
+            // after `busy_again`, the connections stay those of the last walk.
+            Some(last) if accepted && last.sole_port.is_some() => {
+                let ports = last.sole_port.map(|p| (p, true)).into_iter().collect();
+                self.last = Some(last);
+                Seen {
+                    ports,
+                    ..Seen::default()
+                }
             }
+            mut last => match last.as_mut().and_then(|last| self.busy_again(last)) {
+                Some(seen) => {
+                    self.last = last;
+                    seen
+                }
+                None => {
+                    let mut snapshot = self.measure(counters)?;
+                    let seen = match &last {
+                        Some(last) => snapshot.since(last, &self.watch),
+                        None => {
+                            self.refuse_blindness(&snapshot)?;
+                            Seen::default()
+                        }
+                    };
+                    self.busy = self
+                        .sockets
+                        .iter()
+                        .filter(|s| snapshot.busy.contains(&s.key))
+                        .filter_map(|s| {
+                            Some(Busy {
+                                key: s.key,
+                                port: s.local_port,
+                                id: s.id?,
+                            })
+                        })
+                        .collect();
+                    self.last = Some(snapshot);
+                    seen
+                }
+            },
         };
         let seen = Seen {
             cost: sys::thread_cpu_time().saturating_sub(started),
@@ -280,6 +380,44 @@ impl Sampler {
             Some(last) => Ok((seen, last)),
             None => Err("no snapshot".to_string()),
         }
+    }
+
+    /// The connections that received bytes in the sample before, each
+    /// looked up alone: if one received more since, the sample has seen
+    /// traffic and looks no further (walking the kernel's table costs
+    /// thousands of lookups: it visits every bucket and every connection of
+    /// every namespace of the machine). `last` then keeps the bytes just
+    /// read, and its set of connections stays the one of the last walk: a
+    /// connection opened meanwhile is new to the next walk, which counts it
+    /// as traffic, so a drain ends a sample late rather than early. The
+    /// other ports of this sample count only what their own busy
+    /// connections received. `None`: none received more, or the kernel
+    /// cannot be asked; the sample walks the table.
+    fn busy_again(&mut self, last: &mut Snapshot) -> Option<Seen> {
+        if self.busy.is_empty() {
+            return None;
+        }
+        let netlink = Netlink::sock_diag().ok()?;
+        let mut reply = Vec::new();
+        let looked_up: Vec<(u128, Option<u64>)> = self
+            .busy
+            .iter()
+            .map(|busy| (busy.key, look_up(&netlink, &busy.id, &mut reply)))
+            .collect();
+        let more = last.record_bytes(&looked_up);
+        self.busy.retain(|busy| more.contains(&busy.key));
+        if self.busy.is_empty() {
+            return None;
+        }
+        let mut ports: Vec<(u16, bool)> = self.watched_ports(last).map(|p| (p, false)).collect();
+        for busy in &self.busy {
+            mark_active(&mut ports, busy.port);
+        }
+        ports.sort_unstable();
+        Some(Seen {
+            ports,
+            ..Seen::default()
+        })
     }
 
     fn watched_ports<'a>(&'a self, snapshot: &'a Snapshot) -> impl Iterator<Item = u16> + 'a {
@@ -391,6 +529,22 @@ fn sock_diag_sockets(out: &mut Vec<TcpSocket>) -> Result<(), String> {
     Ok(())
 }
 
+/// The bytes a live connection has received, asked of the kernel for that
+/// one socket; `None` if it is gone (ENOENT), no longer live, or the kernel
+/// does not answer.
+fn look_up(netlink: &Netlink, id: &SocketId, reply: &mut Vec<TcpSocket>) -> Option<u64> {
+    // One message: the socket's and its tcp_info, under 512 bytes.
+    let mut buffer = [0u8; 1024];
+    netlink.send(&lookup(id)).ok()?;
+    let len = netlink.recv(&mut buffer).ok()?;
+    reply.clear();
+    parse(&buffer[..len], reply).ok()?;
+    let socket = reply.first()?;
+    LIVE_STATES
+        .contains(&socket.state)
+        .then_some(socket.received)
+}
+
 fn proc_net_sockets(out: &mut Vec<TcpSocket>) -> Result<(), String> {
     for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
@@ -421,6 +575,7 @@ mod tests {
             remote: std::net::Ipv4Addr::from(from).to_ipv6_mapped().octets(),
             key,
             received,
+            id: None,
         }
     }
 
@@ -517,6 +672,68 @@ mod tests {
         // One more, unseen, is still traffic.
         let mut again = Snapshot::new(opens(9), &new, &w);
         assert_eq!(again.since(&early, &w).unplaced, 1);
+    }
+
+    #[test]
+    fn bytes_looked_up_alone_count_once_and_later_connections_count_as_new() {
+        let w = Watch::default();
+        let base = [
+            listener(80),
+            socket(1, 80, 2, 100, CLIENT),
+            socket(1, 80, 3, 0, CLIENT),
+        ];
+        let first = Snapshot::new(opens(7), &base, &w);
+        let busy = [
+            base[0].clone(),
+            socket(1, 80, 2, 150, CLIENT),
+            base[2].clone(),
+        ];
+        // The connection that received bytes is the one to look up next.
+        let mut second = Snapshot::new(opens(7), &busy, &w);
+        assert!(second.since(&first, &w).any());
+        assert_eq!(second.busy, vec![2]);
+        let mut again = Snapshot::new(opens(7), &busy, &w);
+        assert!(!again.since(&second, &w).any());
+        assert!(again.busy.is_empty());
+        // Looked up alone: more bytes, then the same, then gone.
+        assert_eq!(second.record_bytes(&[(2, Some(180))]), vec![2]);
+        assert!(second
+            .record_bytes(&[(2, Some(180)), (9, Some(5))])
+            .is_empty());
+        assert!(second.record_bytes(&[(2, None)]).is_empty());
+        // The next walk compares with the bytes recorded: not counted twice.
+        let same = [
+            base[0].clone(),
+            socket(1, 80, 2, 180, CLIENT),
+            base[2].clone(),
+        ];
+        assert!(!Snapshot::new(opens(7), &same, &w).since(&second, &w).any());
+        // A connection accepted while the samples only looked up busy ones
+        // is new to the walk: traffic, a sample late rather than never.
+        let later = [
+            same[0].clone(),
+            same[1].clone(),
+            same[2].clone(),
+            socket(1, 80, 4, 0, CLIENT),
+        ];
+        let seen = Snapshot::new(opens(8), &later, &w).since(&second, &w);
+        assert_eq!((seen.ports, seen.unplaced), (vec![(80, true)], 0));
+    }
+
+    #[test]
+    fn passive_opens_vouch_only_for_a_sole_listener_whose_connections_all_count() {
+        let sole =
+            |listeners: &[TcpSocket], w: &Watch| Snapshot::new(opens(7), listeners, w).sole_port;
+        assert_eq!(sole(&[listener(8080)], &Watch::default()), Some(8080));
+        assert_eq!(sole(&[listener(8080)], &watch(&[8080], &[])), Some(8080));
+        // A second listener (metrics, a sidecar's) takes connections too.
+        assert_eq!(
+            sole(&[listener(8080), listener(9090)], &Watch::default()),
+            None
+        );
+        // Its connections do not count, or not all of them.
+        assert_eq!(sole(&[listener(8080)], &watch(&[9090], &[])), None);
+        assert_eq!(sole(&[listener(8080)], &watch(&[], &["10.0.3.1/32"])), None);
     }
 
     #[test]

