@@ -181,7 +181,7 @@ fn serve(
             Some(Received { signal, .. }) => Event::Signal(signal),
             None => Event::Timeout,
         };
-        timeline.handle(event, Instant::now());
+        timeline.handle_with(event, Instant::now);
         while let Some(action) = timeline.poll_action() {
             let sent = match action {
                 Action::Forward(signal) => targets.forward(signal),
