@@ -412,6 +412,7 @@ impl Timeline {
 
     /// The next instant at which something is due, if any: the runtime must
     /// call [`Timeline::handle`] (with [`Event::Timeout`]) no later than that.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.stage {
             Stage::Draining(sampling) => {
@@ -426,6 +427,7 @@ impl Timeline {
     }
 
     /// The next thing to do, in order, until `None`.
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -460,10 +462,15 @@ impl Timeline {
         }
     }
 
+    // Inline, with the rare handlers out of line (`#[inline(never)]`): the
+    // forwarding path, handle_with → on_signal → push, then stays a few
+    // contiguous cache lines of the runtime's loop.
+    #[inline]
     fn push(&mut self, action: Action) {
         self.actions.push_back(action);
     }
 
+    #[inline(never)]
     fn report(&mut self, report: Report) {
         self.actions.push_back(Action::Report(report));
     }
@@ -473,6 +480,7 @@ impl Timeline {
         self.t0.map(|t0| t0 + self.plan.kill_after())
     }
 
+    #[inline(never)]
     fn on_deadline(&mut self, now: Instant) {
         match self.stage {
             Stage::Draining(sampling) => {
@@ -574,6 +582,7 @@ impl Timeline {
     }
 
     /// A signal of `--drain-on` (SIGTERM by default): the platform asks the app to stop.
+    #[inline(never)]
     fn on_stop_request(&mut self, signal: Signal, now: Instant) {
         match self.stage {
             Stage::Running => self.start_drain(signal, now),
@@ -644,6 +653,7 @@ impl Timeline {
 
     /// A traffic sample came back: end the drain if it has been quiet long
     /// enough, else schedule the next sample.
+    #[inline(never)]
     fn on_activity(&mut self, sample: Result<Seen, Unmeasurable>, now: Instant) {
         let (Stage::Draining(Some(mut sampling)), Some(t0), Some(adaptive)) =
             (self.stage, self.t0, self.plan.adaptive)
@@ -683,6 +693,7 @@ impl Timeline {
         self.stage = Stage::Draining(Some(sampling));
     }
 
+    #[inline(never)]
     fn on_not_permitted(&mut self, signal: Signal, now: Instant) {
         if self.not_permitted != Some(signal) {
             self.milestones
@@ -702,6 +713,7 @@ impl Timeline {
         self.stage = Stage::Stopped;
     }
 
+    #[inline(never)]
     fn on_reaped(&mut self, app: Option<ChildStatus>, children_left: bool, now: Instant) {
         match (self.stage, app) {
             (Stage::Exited, _) => {}
