@@ -18,7 +18,14 @@ use crate::observed::ChildStatus;
 use crate::signal::Signal;
 
 /// The signals drainit handles itself: blocked, and taken with [`wait_for_signal`].
-pub struct SignalSet(libc::sigset_t);
+pub struct SignalSet {
+    set: libc::sigset_t,
+    /// Each signal of the set, at its number (1 to 64, SIGRTMAX where drainit
+    /// ships): what the number the kernel returns is looked up in first.
+    /// `Signal::from_raw` asks the C library for SIGRTMAX, a call to a page
+    /// of its own on every forwarded signal.
+    by_number: [Option<Signal>; 65],
+}
 
 impl SignalSet {
     /// The signals of [`Signal::is_handled`].
@@ -28,11 +35,18 @@ impl SignalSet {
         check(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
         // SAFETY: the set was initialised just above.
         let mut set = unsafe { set.assume_init() };
+        let mut by_number = [None; 65];
         for signal in Signal::all().filter(|s| s.is_handled()) {
             // SAFETY: set is initialised and the number is a valid signal.
             check(unsafe { libc::sigaddset(&mut set, signal.as_raw()) })?;
+            if let Some(slot) = usize::try_from(signal.as_raw())
+                .ok()
+                .and_then(|n| by_number.get_mut(n))
+            {
+                *slot = Some(signal);
+            }
         }
-        Ok(SignalSet(set))
+        Ok(SignalSet { set, by_number })
     }
 }
 
@@ -121,7 +135,7 @@ pub fn block_signals() -> io::Result<(SignalSet, Inherited)> {
     let set = SignalSet::handled()?;
     let mut mask = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: set is a valid sigset; pthread_sigmask writes the old mask into `mask`.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, mask.as_mut_ptr()) };
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.set, mask.as_mut_ptr()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
@@ -165,10 +179,10 @@ pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result
         tv_nsec: d.subsec_nanos().into(),
     });
     let timeout_ptr = timespec.as_ref().map_or(ptr::null(), |t| t as *const _);
-    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    let mut info = MaybeUninit::<libc::siginfo_t>::uninit();
     // SAFETY: set is a valid sigset, info is a live siginfo_t to write to,
     // and timeout_ptr is null or points to `timespec`, which outlives the call.
-    let rc = unsafe { libc::sigtimedwait(&set.0, info.as_mut_ptr(), timeout_ptr) };
+    let rc = unsafe { raw::sigtimedwait(&set.set, info.as_mut_ptr(), timeout_ptr) };
     if rc > 0 {
         // SAFETY: sigtimedwait filled in the siginfo of the signal it took;
         // si_pid is valid for SI_USER. (Only for SIGPIPE: getpid is a system
@@ -178,12 +192,123 @@ pub fn wait_for_signal(set: &SignalSet, timeout: Option<Duration>) -> io::Result
                 let info = info.assume_init_ref();
                 info.si_code == libc::SI_USER && info.si_pid() == libc::getpid()
             };
-        return Ok(Signal::from_raw(rc).map(|signal| Received { signal, by_drainit }));
+        let signal = usize::try_from(rc)
+            .ok()
+            .and_then(|n| set.by_number.get(n).copied().flatten())
+            .or_else(|| Signal::from_raw(rc));
+        return Ok(signal.map(|signal| Received { signal, by_drainit }));
     }
     let error = io::Error::last_os_error();
     match error.raw_os_error() {
         Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
         _ => Err(error),
+    }
+}
+
+/// rt_sigtimedwait(2) and kill(2), the two system calls of every forwarded
+/// signal, straight to the kernel where drainit ships (x86_64, aarch64):
+/// musl's wrappers, its cancellation point and its errno setter are three
+/// more pages of code on that path, cold each time a signal comes. They
+/// fail as the C library's do: -1, with errno set.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod raw {
+    /// The kernel's sigset_t: 64 signals, 8 bytes (the C library's is larger).
+    const KERNEL_SIGSET_SIZE: usize = 8;
+
+    /// rt_sigtimedwait(2), as sigtimedwait(3).
+    ///
+    /// # Safety
+    /// As for sigtimedwait(3): `set` valid, `info` writable, `timeout` null or valid.
+    pub unsafe fn sigtimedwait(
+        set: *const libc::sigset_t,
+        info: *mut libc::siginfo_t,
+        timeout: *const libc::timespec,
+    ) -> libc::c_int {
+        // SAFETY: the caller's pointers, as the kernel reads and writes them.
+        let rc = unsafe {
+            syscall4(
+                libc::SYS_rt_sigtimedwait,
+                set as usize,
+                info as usize,
+                timeout as usize,
+                KERNEL_SIGSET_SIZE,
+            )
+        };
+        errno(rc)
+    }
+
+    /// kill(2).
+    pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> libc::c_int {
+        // SAFETY: kill takes integers and touches no memory of ours.
+        let rc = unsafe { syscall4(libc::SYS_kill, pid as usize, signal as usize, 0, 0) };
+        errno(rc)
+    }
+
+    /// A raw result (-4095..-1 is -errno) as the C library returns it.
+    fn errno(rc: isize) -> libc::c_int {
+        if (-4095..0).contains(&rc) {
+            // SAFETY: errno is the calling thread's, and always writable.
+            unsafe { *libc::__errno_location() = -rc as libc::c_int };
+            return -1;
+        }
+        rc as libc::c_int
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn syscall4(number: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        let rc: isize;
+        // SAFETY: the Linux x86_64 system call convention; the caller
+        // answers for what the call does with its arguments.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") number as isize => rc,
+                in("rdi") a,
+                in("rsi") b,
+                in("rdx") c,
+                in("r10") d,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        rc
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    unsafe fn syscall4(number: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        let rc: isize;
+        // SAFETY: the Linux aarch64 system call convention; the caller
+        // answers for what the call does with its arguments.
+        unsafe {
+            std::arch::asm!(
+                "svc 0",
+                in("x8") number,
+                inlateout("x0") a as isize => rc,
+                in("x1") b,
+                in("x2") c,
+                in("x3") d,
+                options(nostack),
+            );
+        }
+        rc
+    }
+}
+
+/// Elsewhere, the C library's.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+mod raw {
+    pub use libc::sigtimedwait;
+
+    pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> libc::c_int {
+        // SAFETY: kill takes integers and touches no memory of ours.
+        unsafe { libc::kill(pid, signal) }
     }
 }
 
@@ -412,15 +537,13 @@ fn decode(status: i32) -> ChildStatus {
 /// Sends `signal` to process `pid`. A process that is already gone (ESRCH)
 /// is not an error.
 pub fn signal_process(pid: i32, signal: Signal) -> io::Result<()> {
-    // SAFETY: kill has no memory-safety preconditions.
-    gone_is_fine(unsafe { libc::kill(pid, signal.as_raw()) })
+    gone_is_fine(raw::kill(pid, signal.as_raw()))
 }
 
 /// Sends `signal` to every process of group `pgid`. A group that is already
 /// gone (ESRCH) is not an error.
 pub fn signal_group(pgid: i32, signal: Signal) -> io::Result<()> {
-    // SAFETY: kill has no memory-safety preconditions.
-    gone_is_fine(unsafe { libc::kill(-pgid, signal.as_raw()) })
+    gone_is_fine(raw::kill(-pgid, signal.as_raw()))
 }
 
 /// Sends `signal` to each of drainit's own children: as a subreaper, the

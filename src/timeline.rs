@@ -3,10 +3,11 @@
 //! The runtime feeds it [`Event`]s with the instant they were seen
 //! ([`Timeline::handle`]), carries out the [`Action`]s it queues
 //! ([`Timeline::poll_action`]), and sleeps until [`Timeline::next_deadline`]:
-//! the shape of quinn-proto's `Connection`. Nothing here makes a system call,
-//! reads a clock or words a message: what the user is told is a typed
-//! [`Report`], which [`crate::render`] puts into words. So tests drive it on
-//! virtual time and assert on values.
+//! the shape of quinn-proto's `Connection`. Nothing here makes a system call
+//! or words a message, and the only clock is the one the runtime passes in
+//! ([`Timeline::handle_with`]): what the user is told is a typed [`Report`],
+//! which [`crate::render`] puts into words. So tests drive it on virtual time
+//! and assert on values.
 //!
 //! ```text
 //! t0: first SIGTERM ── drain ──▶ stop signal to the app ──▶ SIGKILL at t0 + grace − margin
@@ -374,6 +375,19 @@ pub struct Timeline {
     actions: VecDeque<Action>,
 }
 
+/// The instant of the event being handled, read from the runtime's clock
+/// the first time a decision needs it.
+struct When<F> {
+    clock: F,
+    read: Option<Instant>,
+}
+
+impl<F: Fn() -> Instant> When<F> {
+    fn get(&mut self) -> Instant {
+        *self.read.get_or_insert_with(&self.clock)
+    }
+}
+
 impl Timeline {
     /// A timeline for an app started at `started`.
     pub fn new(plan: Plan, started: Instant) -> Timeline {
@@ -398,6 +412,7 @@ impl Timeline {
 
     /// The next instant at which something is due, if any: the runtime must
     /// call [`Timeline::handle`] (with [`Event::Timeout`]) no later than that.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.stage {
             Stage::Draining(sampling) => {
@@ -412,6 +427,7 @@ impl Timeline {
     }
 
     /// The next thing to do, in order, until `None`.
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -420,22 +436,41 @@ impl Timeline {
     /// passed (so a storm of signals cannot push a deadline back). What to do
     /// comes out of [`Timeline::poll_action`].
     pub fn handle(&mut self, event: Event, now: Instant) {
-        while self.next_deadline().is_some_and(|deadline| now >= deadline) {
-            self.on_deadline(now);
+        self.handle_with(event, || now);
+    }
+
+    /// [`Timeline::handle`], with the instant read from `clock` only if a
+    /// decision needs it: forwarding a signal while nothing is due does not,
+    /// and that is every forwarded signal's path, where the clock (std's
+    /// `Instant::now`, the C library's wrapper, the vDSO's code and data) would
+    /// be three more pages to touch, cold, on the forwarding latency. Read
+    /// once at most.
+    pub fn handle_with(&mut self, event: Event, clock: impl Fn() -> Instant) {
+        let mut now = When { clock, read: None };
+        while self
+            .next_deadline()
+            .is_some_and(|deadline| now.get() >= deadline)
+        {
+            self.on_deadline(now.get());
         }
         match event {
-            Event::Signal(signal) => self.on_signal(signal, now),
-            Event::Reaped { app, children_left } => self.on_reaped(app, children_left, now),
-            Event::Activity(sample) => self.on_activity(sample, now),
-            Event::NotPermitted(signal) => self.on_not_permitted(signal, now),
+            Event::Signal(signal) => self.on_signal(signal, &mut now),
+            Event::Reaped { app, children_left } => self.on_reaped(app, children_left, now.get()),
+            Event::Activity(sample) => self.on_activity(sample, now.get()),
+            Event::NotPermitted(signal) => self.on_not_permitted(signal, now.get()),
             Event::Timeout => {}
         }
     }
 
+    // Inline, with the rare handlers out of line (`#[inline(never)]`): the
+    // forwarding path, handle_with → on_signal → push, then stays a few
+    // contiguous cache lines of the runtime's loop.
+    #[inline]
     fn push(&mut self, action: Action) {
         self.actions.push_back(action);
     }
 
+    #[inline(never)]
     fn report(&mut self, report: Report) {
         self.actions.push_back(Action::Report(report));
     }
@@ -445,6 +480,7 @@ impl Timeline {
         self.t0.map(|t0| t0 + self.plan.kill_after())
     }
 
+    #[inline(never)]
     fn on_deadline(&mut self, now: Instant) {
         match self.stage {
             Stage::Draining(sampling) => {
@@ -511,12 +547,12 @@ impl Timeline {
         }
     }
 
-    fn on_signal(&mut self, signal: Signal, now: Instant) {
+    fn on_signal(&mut self, signal: Signal, now: &mut When<impl Fn() -> Instant>) {
         if signal == Signal::CHLD || self.stage == Stage::Exited {
             return;
         }
         if self.plan.drains_on(signal) {
-            return self.on_stop_request(signal, now);
+            return self.on_stop_request(signal, now.get());
         }
         let Some(forward) = self.plan.rewrite(signal) else {
             return self.report(Report::Dropped { signal });
@@ -526,7 +562,7 @@ impl Timeline {
                 self.report(Report::NotForwarded { signal })
             }
             Stage::Draining(_) if signal == Signal::INT => {
-                let at = self.since(now);
+                let at = self.since(now.get());
                 self.milestones.push(Milestone::Interrupted(at));
                 self.report(Report::Interrupted { forward, at });
                 self.push(Action::Forward(forward));
@@ -546,6 +582,7 @@ impl Timeline {
     }
 
     /// A signal of `--drain-on` (SIGTERM by default): the platform asks the app to stop.
+    #[inline(never)]
     fn on_stop_request(&mut self, signal: Signal, now: Instant) {
         match self.stage {
             Stage::Running => self.start_drain(signal, now),
@@ -616,6 +653,7 @@ impl Timeline {
 
     /// A traffic sample came back: end the drain if it has been quiet long
     /// enough, else schedule the next sample.
+    #[inline(never)]
     fn on_activity(&mut self, sample: Result<Seen, Unmeasurable>, now: Instant) {
         let (Stage::Draining(Some(mut sampling)), Some(t0), Some(adaptive)) =
             (self.stage, self.t0, self.plan.adaptive)
@@ -655,6 +693,7 @@ impl Timeline {
         self.stage = Stage::Draining(Some(sampling));
     }
 
+    #[inline(never)]
     fn on_not_permitted(&mut self, signal: Signal, now: Instant) {
         if self.not_permitted != Some(signal) {
             self.milestones
@@ -674,6 +713,7 @@ impl Timeline {
         self.stage = Stage::Stopped;
     }
 
+    #[inline(never)]
     fn on_reaped(&mut self, app: Option<ChildStatus>, children_left: bool, now: Instant) {
         match (self.stage, app) {
             (Stage::Exited, _) => {}
