@@ -24,12 +24,27 @@ impl ChildStatus {
     }
 }
 
+impl ChildStatus {
+    /// How it ended, without saying whose end it was (`exited 0`, `killed
+    /// by SIGKILL`): for the orphans drainit reaps, which are not the app.
+    pub fn ending(self) -> impl fmt::Display {
+        struct Ending(ChildStatus);
+        impl fmt::Display for Ending {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    ChildStatus::Exited(code) => write!(f, "exited {code}"),
+                    ChildStatus::Killed(signal) => write!(f, "killed by {signal}"),
+                }
+            }
+        }
+        Ending(self)
+    }
+}
+
+/// `app exited 0`, `app killed by SIGKILL`.
 impl fmt::Display for ChildStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChildStatus::Exited(code) => write!(f, "app exited {code}"),
-            ChildStatus::Killed(signal) => write!(f, "app killed by {signal}"),
-        }
+        write!(f, "app {}", self.ending())
     }
 }
 

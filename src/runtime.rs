@@ -258,7 +258,7 @@ fn reap(app: i32) -> io::Result<Event> {
     loop {
         match sys::reap_one().map_err(|e| context(e, "reaping children"))? {
             Reaped::Child(pid, status) if pid == app => app_status = Some(status),
-            Reaped::Child(pid, status) => debug!("reaped pid {pid}: {status}"),
+            Reaped::Child(pid, status) => debug!("reaped pid {pid}: {}", status.ending()),
             // Running: children remain, none has exited; None: none remain.
             last => {
                 return Ok(Event::Reaped {

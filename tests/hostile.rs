@@ -254,6 +254,11 @@ fn assert_reaped_by_drainit(run: &Run, nspid: i32, host: i32, ns: &Path) {
         stderr.contains(&format!("reaped pid {nspid}: ")),
         "drainit did not reap the escapee (pid {nspid}) before it exited:\n{stderr}"
     );
+    // An orphan, not the app: its end is not worded as the app's.
+    assert!(
+        !stderr.contains(&format!("reaped pid {nspid}: app ")),
+        "{stderr}"
+    );
     assert!(!stderr.contains(render::NOT_REAPED), "{stderr}");
     let gone = eventually(1.0, || {
         process(host).is_none() || !members(ns).contains(&host)
