@@ -15,10 +15,14 @@
 //! and their receive queues, no byte counters).
 //!
 //! What it costs: a sample reads /proc/net/snmp and, only if TCP received a
-//! segment since the last one, asks the kernel for the sockets (the kernel
-//! keeping only those of listening ports, with the one attribute read).
-//! The parsing here is pure and unit-tested; [`Sampler::sample`] does the
-//! reading, through [`crate::sys::Netlink`] and /proc.
+//! segment since the last one, looks further, cheapest first (see
+//! [`Sampler::sample`]): `PassiveOpens` alone where every connection
+//! counts, then the connections busy at the last sample, each looked up by
+//! its socket id, and only then a dump of the sockets, which walks the
+//! kernel's whole table of connections (the kernel keeping only those of
+//! listening ports, with the one attribute read). The comparisons here are
+//! pure and unit-tested; [`Sampler::sample`] does the reading, through
+//! [`crate::sys::Netlink`] and /proc.
 
 mod diag;
 mod filter;

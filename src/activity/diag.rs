@@ -77,7 +77,7 @@ pub const LISTENERS: u32 = 1 << 10;
 /// A sock_diag dump request for the TCP sockets in `states` bound to one of
 /// `ports` (any port if empty), with tcp_info (`INET_DIAG_INFO`, the one
 /// attribute read) if `with_info`. `family` None: IPv4 and IPv6 in one dump
-/// ([`TCPDIAG_GETSOCK`]).
+/// (`TCPDIAG_GETSOCK`).
 pub fn request(family: Option<u8>, states: u32, ports: &[u16], with_info: bool) -> Vec<u8> {
     let bytecode = bytecode(ports);
     let attribute = if bytecode.is_empty() {
