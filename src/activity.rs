@@ -140,6 +140,17 @@ impl Snapshot {
         more
     }
 
+    /// Each port `watch` watches (every listening one when it names none),
+    /// none of them active yet.
+    fn watched_ports(&self, watch: &Watch) -> Vec<(u16, bool)> {
+        let ports = if watch.ports.is_empty() {
+            &self.listening
+        } else {
+            &watch.ports
+        };
+        ports.iter().map(|&p| (p, false)).collect()
+    }
+
     /// Connections to watched listening ports.
     pub fn connections(&self) -> usize {
         self.watched.len()
@@ -147,11 +158,7 @@ impl Snapshot {
 
     /// What came in between `before` and this snapshot, port by port.
     pub fn since(&mut self, before: &Snapshot, watch: &Watch) -> Seen {
-        let mut ports: Vec<(u16, bool)> = if watch.ports.is_empty() {
-            self.listening.iter().map(|&p| (p, false)).collect()
-        } else {
-            watch.ports.iter().map(|&p| (p, false)).collect()
-        };
+        let mut ports = self.watched_ports(watch);
         let mut new = 0u64;
         let mut busy: Vec<(u16, u128)> = Vec::new();
         let mut earlier = before.watched.iter().peekable();
@@ -328,7 +335,7 @@ impl Sampler {
         };
         let seen = match self.last.take() {
             Some(last) if !segments_came => {
-                let ports = self.watched_ports(&last).map(|p| (p, false)).collect();
+                let ports = last.watched_ports(&self.watch);
                 self.last = Some(last);
                 Seen {
                     ports,
@@ -338,7 +345,11 @@ impl Sampler {
             // Every connection accepted counts, and one was: traffic. As
             // after `busy_again`, the connections stay those of the last walk.
             Some(last) if accepted && last.sole_port.is_some() => {
-                let ports = last.sole_port.map(|p| (p, true)).into_iter().collect();
+                let mut ports = last.watched_ports(&self.watch);
+                if let Some(port) = last.sole_port {
+                    mark_active(&mut ports, port);
+                }
+                ports.sort_unstable();
                 self.last = Some(last);
                 Seen {
                     ports,
@@ -413,7 +424,7 @@ impl Sampler {
         if self.busy.is_empty() {
             return None;
         }
-        let mut ports: Vec<(u16, bool)> = self.watched_ports(last).map(|p| (p, false)).collect();
+        let mut ports = last.watched_ports(&self.watch);
         for busy in &self.busy {
             mark_active(&mut ports, busy.port);
         }
@@ -422,15 +433,6 @@ impl Sampler {
             ports,
             ..Seen::default()
         })
-    }
-
-    fn watched_ports<'a>(&'a self, snapshot: &'a Snapshot) -> impl Iterator<Item = u16> + 'a {
-        let ports = if self.watch.ports.is_empty() {
-            &snapshot.listening
-        } else {
-            &self.watch.ports
-        };
-        ports.iter().copied()
     }
 
     /// The first sample refuses what would look quiet for want of seeing.
